@@ -1,0 +1,105 @@
+# pchat build. `make` builds; `make test` installs, builds and runs every suite (plain and
+# under ASan+UBSan); `make run` installs, builds and starts a local pool.
+# Plain GNU make. Objects and binaries go to $(BUILD) (build/, or build-asan/ when
+# SANITIZE=1), so both builds can coexist.
+
+SANITIZE ?=
+ifeq ($(SANITIZE),1)
+BUILD ?= build-asan
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT ?= -O1
+else
+BUILD ?= build
+SAN_FLAGS =
+OPT ?= -O2
+endif
+
+CC ?= cc
+WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+       -Wimplicit-fallthrough -Werror=implicit-function-declaration -Wno-missing-field-initializers
+HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+PKGS = libuv libosip2 libxml-2.0 openssl inih jansson sqlite3 raft
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(HARDEN) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+LDFLAGS = -pie -Wl,-z,relro,-z,now $(SAN_FLAGS)
+LIBS = $(PKG_LIBS) -lrocksdb -lpthread -lm
+
+# Library modules, in dependency order (see DESIGN.md §5).
+MODULES = common storage cluster compliance chat/xccos chat/sip chat chat/client
+# Each program is cmd/<name>/main.c; its other files go into the library so tests reach them.
+CMD_LIB_SRCS = $(filter-out %/main.c,$(wildcard cmd/*/*.c))
+LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(CMD_LIB_SRCS)
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB = $(BUILD)/libpchat.a
+
+CMDS = pchatd pchat pchatctl
+CMD_BINS = $(CMDS:%=$(BUILD)/bin/%)
+
+TEST_LIB_SRCS = $(wildcard tests/lib/*.c)
+TEST_LIB_OBJS = $(TEST_LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRCS = $(wildcard tests/integration/test_*.c)
+INTEG_BINS = $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+
+.PHONY: all deps test test-unit test-integration check-asan run stop clean
+all: $(CMD_BINS) $(UNIT_BINS) $(INTEG_BINS)
+
+deps:
+	@deploy/install-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	@echo "  AR $@"
+	@ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/cmd/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TEST_LIB_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB) $(LIBS) -lcmocka
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TEST_LIB_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB) $(LIBS) -lcmocka
+
+
+
+# `make test` = deps + both builds + every suite, ending in one "N passed, N failed" line.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@tests/run
+
+test-unit: all
+	@tests/run unit
+
+test-integration: all
+	@tests/run integration
+
+check-asan: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@tests/run --asan-only
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/pool run
+
+stop:
+	@deploy/pool stop
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d)

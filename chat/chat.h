@@ -1,0 +1,54 @@
+/* The room service: XCCOS command handlers, sessions, authorisation, live delivery. */
+#ifndef CHAT_H
+#define CHAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "chat/sip/sip.h"
+#include "cluster/cluster.h"
+
+/* The room service sits between the SIP transport (chat/sip) and the pool (cluster/): it
+ * turns each XCCOS command into metadata reads and room requests, checks every command
+ * against the room ACLs (chat_acl.h), and turns the owners' room events into deliveries to
+ * this node's sessions, serialising each delivery once for all of them. */
+
+struct chat_service;
+
+struct chat_config {
+    const char *domain;             /* "example.test" */
+    const char *chat_uri;           /* "sip:pchat@example.test" */
+    const char *node_label;
+    unsigned default_history;       /* messages in a bccontext without cnt (Lync: 30) */
+    unsigned max_history;           /* cap on any history request (Lync: 500) */
+    unsigned message_max_chars;     /* longest post accepted (announced in getserverinfo) */
+    unsigned search_limit;          /* most rooms one chansrch returns */
+    unsigned participant_update_limit; /* rooms with more users get no roster/notices */
+    bool allow_unknown_users;       /* authentication off: any user of the domain may sign in */
+};
+
+void chat_config_defaults(struct chat_config *cfg);
+
+/* Creation happens in two steps because the cluster needs the service's sink and the
+ * service needs the cluster: chat_service_new, cluster_open(…, chat_cluster_sink(svc)),
+ * chat_service_attach. */
+struct chat_service *chat_service_new(uv_loop_t *loop, const struct chat_config *cfg);
+void chat_service_attach(struct chat_service *svc, struct cluster *cl);
+struct sip_handlers chat_sip_handlers(struct chat_service *svc);
+struct cluster_sink chat_cluster_sink(struct chat_service *svc);
+/* Frees the service; every session must have ended (sip_server_stop does that). */
+void chat_service_free(struct chat_service *svc);
+
+struct chat_stats {
+    uint64_t sessions;
+    uint64_t commands;
+    uint64_t posts_accepted;
+    uint64_t posts_refused;
+    uint64_t deliveries;
+    uint64_t notices;
+    uint64_t bad_xccos;
+};
+void chat_service_stats(const struct chat_service *svc, struct chat_stats *out);
+
+#endif

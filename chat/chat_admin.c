@@ -1,0 +1,530 @@
+/* Administrative operations: JSON requests turned into metadata operations. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chat/chat_admin.h"
+#include "chat/chat_int.h"
+#include "common/pc_alloc.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+#include "common/pc_rand.h"
+#include "common/pc_str.h"
+#include "common/pc_time.h"
+
+struct admin_call {
+    chat_admin_cb cb;
+    void *arg;
+    struct chat_service *svc;
+    char what[64];
+    char name[300];
+};
+
+static json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *error_answer(const char *fmt, ...)
+{
+    char buf[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
+}
+
+/* ---- field helpers --------------------------------------------------------------------- */
+
+static const char *str_field(json_t *req, const char *name)
+{
+    json_t *v = json_object_get(req, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A boolean field: absent keeps *out; a wrong type is an error. */
+static bool bool_field(json_t *req, const char *name, bool *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(req, name);
+    if (v == NULL)
+        return true;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (!strcasecmp(s, "true") || !strcasecmp(s, "yes")) {
+            *out = true;
+            return true;
+        }
+        if (!strcasecmp(s, "false") || !strcasecmp(s, "no")) {
+            *out = false;
+            return true;
+        }
+    }
+    snprintf(err, errlen, "field '%s' must be true or false", name);
+    return false;
+}
+
+/* A principal list: a JSON array of strings or one comma-separated string. Absent keeps the
+ * current list. */
+static bool list_field(json_t *req, const char *name, struct meta_principals *p, char *err,
+                       size_t errlen)
+{
+    json_t *v = json_object_get(req, name);
+    if (v == NULL)
+        return true;
+    meta_principals_clear(p);
+    char why[200];
+    if (json_is_string(v)) {
+        if (!meta_principals_parse(p, json_string_value(v), why, sizeof why)) {
+            snprintf(err, errlen, "field '%s': %s", name, why);
+            return false;
+        }
+        return true;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) {
+            if (!json_is_string(it) || !meta_principals_parse(p, json_string_value(it), why, sizeof why)) {
+                snprintf(err, errlen, "field '%s': %s", name,
+                         json_is_string(it) ? why : "entries must be strings");
+                return false;
+            }
+        }
+        return true;
+    }
+    snprintf(err, errlen, "field '%s' must be a list of users", name);
+    return false;
+}
+
+static json_t *principals_json(const struct meta_principals *p)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < p->n; i++)
+        json_array_append_new(a, json_string(p->items[i]));
+    return a;
+}
+
+static char *user_uri(const char *s)
+{
+    /* "alice@example.test" and "sip:Alice@example.test" name the same user. */
+    char *u = strncasecmp(s, "sip:", 4) == 0 ? pc_strdup(s) : NULL;
+    if (u == NULL) {
+        size_t n = strlen(s) + 5;
+        u = pc_malloc(n);
+        snprintf(u, n, "sip:%s", s);
+    }
+    pc_str_lower(u);
+    return u;
+}
+
+/* ---- JSON views of records ---------------------------------------------------------------- */
+
+static json_t *category_json(const struct meta_category *c)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:b}", "name", c->name, "id", c->guid,
+                     "description", c->description, "allowed", principals_json(&c->allowed),
+                     "denied", principals_json(&c->denied), "creators", principals_json(&c->creators),
+                     "file_upload", c->file_upload, "chat_history", c->chat_history, "invitations",
+                     c->invitations);
+}
+
+static json_t *room_json(struct chat_service *svc, const struct meta_room *r)
+{
+    const struct meta_category *c = meta_category_by_no(cluster_meta(svc->cl), r->category_no);
+    char uri[256];
+    snprintf(uri, sizeof uri, "ma-chan://%s/%s", svc->cfg.domain, r->guid);
+    char created[PC_ISO_LEN];
+    pc_time_iso(r->created_us, created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s, s:I, s:I}",
+                     "name", r->name, "id", r->guid, "uri", uri, "description", r->description,
+                     "category", c ? c->name : "", "privacy", meta_privacy_name(r->privacy), "type",
+                     r->type == META_AUDITORIUM ? "auditorium" : "normal", "disabled", r->disabled,
+                     "invitations", r->invitations, "managers", principals_json(&r->managers),
+                     "members", principals_json(&r->members), "presenters",
+                     principals_json(&r->presenters), "creator", r->creator, "created", created,
+                     "shard", (json_int_t)r->shard, "users",
+                     (json_int_t)cluster_room_users(svc->cl, r->no));
+}
+
+static json_t *user_json(const struct meta_user *u)
+{
+    return json_pack("{s:s, s:s, s:b, s:b, s:b, s:b}", "user", u->uri, "display_name",
+                     u->display_name ? u->display_name : "", "admin", u->admin, "chat_enabled",
+                     u->chat_enabled, "disabled", u->disabled, "has_password", u->password_hash != NULL);
+}
+
+/* ---- completion of changes ------------------------------------------------------------- */
+
+static void change_done(void *arg, const struct meta_result *res)
+{
+    struct admin_call *call = arg;
+    json_t *answer;
+    if (res->status != 0) {
+        answer = error_answer("%s '%s' failed: %s", call->what, call->name, res->errmsg);
+    } else {
+        answer = json_pack("{s:b}", "ok", 1);
+        const struct meta *m = cluster_meta(call->svc->cl);
+        const struct meta_room *r = NULL;
+        const struct meta_category *c = NULL;
+        if (strncmp(call->what, "room.", 5) == 0 && strcmp(call->what, "room.remove") != 0 &&
+            (r = meta_room_by_no(m, res->no)) != NULL)
+            json_object_set_new(answer, "room", room_json(call->svc, r));
+        if (strncmp(call->what, "category.", 9) == 0 && strcmp(call->what, "category.remove") != 0 &&
+            (c = meta_category_by_no(m, res->no)) != NULL)
+            json_object_set_new(answer, "category", category_json(c));
+        pc_notice("admin: %s '%s' done", call->what, call->name);
+    }
+    call->cb(call->arg, answer);
+    pc_free(call);
+}
+
+static void submit(struct chat_service *svc, const char *what, const char *name,
+                   struct meta_op *op, const char *actor, chat_admin_cb cb, void *arg)
+{
+    struct admin_call *call = pc_calloc(1, sizeof *call);
+    call->cb = cb;
+    call->arg = arg;
+    call->svc = svc;
+    pc_strlcpy(call->what, what, sizeof call->what);
+    pc_strlcpy(call->name, name ? name : "", sizeof call->name);
+    op->ts_us = pc_wall_us();
+    pc_strlcpy(op->actor, actor, sizeof op->actor);
+    pc_strlcpy(op->node, svc->cfg.node_label, sizeof op->node);
+    int rc = cluster_meta_submit(svc->cl, op, change_done, call);
+    if (rc != 0) {
+        call->cb(call->arg, error_answer("%s: the pool cannot accept changes right now (%s); retry",
+                                         what, pc_strerror(rc)));
+        pc_free(call);
+    }
+    meta_op_clear(op);
+}
+
+/* ---- categories -------------------------------------------------------------------------- */
+
+static json_t *category_from_request(struct chat_service *svc, json_t *req,
+                                     struct meta_category *c, bool create)
+{
+    char err[300];
+    const char *name = str_field(req, "name");
+    const char *new_name = str_field(req, "new_name");
+    const char *desc = str_field(req, "description");
+    if (!create && new_name != NULL) {
+        pc_free(c->name);
+        c->name = pc_strdup(new_name);
+    } else if (create) {
+        c->name = pc_strdup(name);
+        pc_guid(c->guid);
+        /* Everyone of the domain may use a new category unless told otherwise. */
+        char all[160];
+        snprintf(all, sizeof all, "*@%s", svc->cfg.domain);
+        meta_principals_add(&c->allowed, all);
+        c->chat_history = true;
+        c->invitations = true;
+    }
+    if (desc != NULL) {
+        pc_free(c->description);
+        c->description = pc_strdup(desc);
+    }
+    if (!list_field(req, "allowed", &c->allowed, err, sizeof err) ||
+        !list_field(req, "denied", &c->denied, err, sizeof err) ||
+        !list_field(req, "creators", &c->creators, err, sizeof err) ||
+        !bool_field(req, "file_upload", &c->file_upload, err, sizeof err) ||
+        !bool_field(req, "chat_history", &c->chat_history, err, sizeof err) ||
+        !bool_field(req, "invitations", &c->invitations, err, sizeof err))
+        return error_answer("%s", err);
+    return NULL;
+}
+
+static void category_op(struct chat_service *svc, const char *op_name, json_t *req,
+                        const char *actor, chat_admin_cb cb, void *arg)
+{
+    const struct meta *m = cluster_meta(svc->cl);
+    const char *name = str_field(req, "name");
+    if (strcmp(op_name, "category.list") == 0) {
+        json_t *list = json_array();
+        struct meta_category *c, *tmp;
+        HASH_ITER(hh_no, m->cats_by_no, c, tmp)
+            json_array_append_new(list, category_json(c));
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "categories", list));
+        return;
+    }
+    if (name == NULL || name[0] == '\0') {
+        cb(arg, error_answer("%s needs \"name\": the category's name", op_name));
+        return;
+    }
+    const struct meta_category *cur = meta_category_by_name(m, name);
+    bool create = strcmp(op_name, "category.new") == 0;
+    if (!create && cur == NULL) {
+        cb(arg, error_answer("no category named '%s' (category.list shows them)", name));
+        return;
+    }
+    if (strcmp(op_name, "category.get") == 0) {
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "category", category_json(cur)));
+        return;
+    }
+    struct meta_op op = {0};
+    if (strcmp(op_name, "category.remove") == 0) {
+        op.kind = META_OP_CATEGORY_DEL;
+        op.cat.no = cur->no;
+        submit(svc, op_name, name, &op, actor, cb, arg);
+        return;
+    }
+    if (create && cur != NULL) {
+        cb(arg, error_answer("a category named '%s' already exists", name));
+        return;
+    }
+    op.kind = META_OP_CATEGORY_PUT;
+    if (cur != NULL)
+        meta_category_copy(&op.cat, cur);
+    json_t *err = category_from_request(svc, req, &op.cat, create);
+    if (err != NULL) {
+        meta_op_clear(&op);
+        cb(arg, err);
+        return;
+    }
+    submit(svc, op_name, name, &op, actor, cb, arg);
+}
+
+/* ---- rooms --------------------------------------------------------------------------------- */
+
+static const struct meta_room *find_room(struct chat_service *svc, const char *ref)
+{
+    const struct meta *m = cluster_meta(svc->cl);
+    if (ref == NULL)
+        return NULL;
+    const struct meta_room *r = meta_room_by_name(m, ref);
+    if (r == NULL)
+        r = meta_room_by_guid(m, ref);
+    if (r == NULL)
+        r = chat_room_by_uri(svc, ref);
+    return r;
+}
+
+static json_t *room_from_request(struct chat_service *svc, json_t *req, struct meta_room *r,
+                                 bool create)
+{
+    const struct meta *m = cluster_meta(svc->cl);
+    char err[300];
+    const char *s;
+    if (create) {
+        r->name = pc_strdup(str_field(req, "name"));
+        pc_guid(r->guid);
+        r->invitations = true;
+    } else if ((s = str_field(req, "new_name")) != NULL) {
+        pc_free(r->name);
+        r->name = pc_strdup(s);
+    }
+    if ((s = str_field(req, "description")) != NULL) {
+        pc_free(r->description);
+        r->description = pc_strdup(s);
+    }
+    if ((s = str_field(req, "category")) != NULL) {
+        const struct meta_category *c = meta_category_by_name(m, s);
+        if (c == NULL)
+            return error_answer("no category named '%s' (category.list shows them)", s);
+        r->category_no = c->no;
+    } else if (create) {
+        return error_answer("room.new needs \"category\": the category the room belongs to");
+    }
+    if ((s = str_field(req, "privacy")) != NULL && !meta_privacy_parse(s, &r->privacy))
+        return error_answer("privacy '%s' is not open, closed or secret", s);
+    if ((s = str_field(req, "type")) != NULL) {
+        if (strcasecmp(s, "normal") == 0)
+            r->type = META_NORMAL;
+        else if (strcasecmp(s, "auditorium") == 0)
+            r->type = META_AUDITORIUM;
+        else
+            return error_answer("type '%s' is not normal or auditorium", s);
+    }
+    if (!list_field(req, "managers", &r->managers, err, sizeof err) ||
+        !list_field(req, "members", &r->members, err, sizeof err) ||
+        !list_field(req, "presenters", &r->presenters, err, sizeof err) ||
+        !bool_field(req, "disabled", &r->disabled, err, sizeof err) ||
+        !bool_field(req, "invitations", &r->invitations, err, sizeof err))
+        return error_answer("%s", err);
+    return NULL;
+}
+
+static void room_op(struct chat_service *svc, const char *op_name, json_t *req, const char *actor,
+                    chat_admin_cb cb, void *arg)
+{
+    const struct meta *m = cluster_meta(svc->cl);
+    if (strcmp(op_name, "room.list") == 0) {
+        const char *cat = str_field(req, "category");
+        const struct meta_category *c = cat ? meta_category_by_name(m, cat) : NULL;
+        if (cat != NULL && c == NULL) {
+            cb(arg, error_answer("no category named '%s'", cat));
+            return;
+        }
+        json_t *list = json_array();
+        struct meta_room *r, *tmp;
+        HASH_ITER(hh_no, m->rooms_by_no, r, tmp)
+            if (c == NULL || r->category_no == c->no)
+                json_array_append_new(list, room_json(svc, r));
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "rooms", list));
+        return;
+    }
+    const char *name = str_field(req, "name");
+    if (name == NULL || name[0] == '\0') {
+        cb(arg, error_answer("%s needs \"name\": the room's name, id or URI", op_name));
+        return;
+    }
+    bool create = strcmp(op_name, "room.new") == 0;
+    const struct meta_room *cur = find_room(svc, name);
+    if (create && cur != NULL) {
+        cb(arg, error_answer("a room named '%s' already exists", name));
+        return;
+    }
+    if (!create && cur == NULL) {
+        cb(arg, error_answer("no room named '%s' (room.list shows them)", name));
+        return;
+    }
+    if (strcmp(op_name, "room.get") == 0) {
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "room", room_json(svc, cur)));
+        return;
+    }
+    struct meta_op op = {0};
+    if (strcmp(op_name, "room.remove") == 0) {
+        op.kind = META_OP_ROOM_DEL;
+        op.room.no = cur->no;
+        submit(svc, op_name, name, &op, actor, cb, arg);
+        return;
+    }
+    if (strcmp(op_name, "room.invite") == 0) {
+        const char *who = str_field(req, "user");
+        if (who == NULL) {
+            cb(arg, error_answer("room.invite needs \"user\""));
+            return;
+        }
+        char *uri = user_uri(who);
+        op.kind = META_OP_INVITE;
+        op.room_no = cur->no;
+        pc_strlcpy(op.target_user, uri, sizeof op.target_user);
+        pc_free(uri);
+        submit(svc, op_name, name, &op, actor, cb, arg);
+        return;
+    }
+    op.kind = META_OP_ROOM_PUT;
+    if (cur != NULL)
+        meta_room_copy(&op.room, cur);
+    json_t *err = room_from_request(svc, req, &op.room, create);
+    if (err != NULL) {
+        meta_op_clear(&op);
+        cb(arg, err);
+        return;
+    }
+    submit(svc, op_name, name, &op, actor, cb, arg);
+}
+
+/* ---- users --------------------------------------------------------------------------------- */
+
+static void user_op(struct chat_service *svc, const char *op_name, json_t *req, const char *actor,
+                    chat_admin_cb cb, void *arg)
+{
+    const struct meta *m = cluster_meta(svc->cl);
+    if (strcmp(op_name, "user.list") == 0) {
+        json_t *list = json_array();
+        struct meta_user *u, *tmp;
+        HASH_ITER(hh, m->users, u, tmp)
+            json_array_append_new(list, user_json(u));
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "users", list));
+        return;
+    }
+    const char *who = str_field(req, "user");
+    if (who == NULL || who[0] == '\0') {
+        cb(arg, error_answer("%s needs \"user\": a SIP address such as alice@%s", op_name,
+                             svc->cfg.domain));
+        return;
+    }
+    char *uri = user_uri(who);
+    const struct meta_user *cur = meta_user(m, uri);
+    bool create = strcmp(op_name, "user.add") == 0;
+    json_t *answer = NULL;
+    if (create && cur != NULL)
+        answer = error_answer("user %s already exists (use user.set to change it)", uri);
+    else if (!create && cur == NULL)
+        answer = error_answer("no user %s (user.list shows them)", uri);
+    else if (strcmp(op_name, "user.get") == 0)
+        answer = json_pack("{s:b, s:o}", "ok", 1, "user", user_json(cur));
+    if (answer != NULL) {
+        pc_free(uri);
+        cb(arg, answer);
+        return;
+    }
+    struct meta_op op = {0};
+    if (strcmp(op_name, "user.remove") == 0) {
+        op.kind = META_OP_USER_DEL;
+        op.user.uri = pc_strdup(uri);
+    } else {
+        op.kind = META_OP_USER_PUT;
+        if (cur != NULL) {
+            meta_user_copy(&op.user, cur);
+        } else {
+            op.user.uri = pc_strdup(uri);
+            op.user.chat_enabled = true;
+        }
+        const char *dn = str_field(req, "display_name");
+        if (dn != NULL) {
+            pc_free(op.user.display_name);
+            op.user.display_name = pc_strdup(dn);
+        }
+        char err[200];
+        if (!bool_field(req, "admin", &op.user.admin, err, sizeof err) ||
+            !bool_field(req, "chat_enabled", &op.user.chat_enabled, err, sizeof err) ||
+            !bool_field(req, "disabled", &op.user.disabled, err, sizeof err)) {
+            meta_op_clear(&op);
+            pc_free(uri);
+            cb(arg, error_answer("%s", err));
+            return;
+        }
+    }
+    submit(svc, op_name, uri, &op, actor, cb, arg);
+    pc_free(uri);
+}
+
+/* ---- entry point ------------------------------------------------------------------------- */
+
+static json_t *stats_json(struct chat_service *svc)
+{
+    struct chat_stats cs;
+    struct cluster_stats ks;
+    chat_service_stats(svc, &cs);
+    cluster_stats(svc->cl, &ks);
+    return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
+                     "stats", "sessions", (json_int_t)cs.sessions, "commands",
+                     (json_int_t)cs.commands, "posts_accepted", (json_int_t)cs.posts_accepted,
+                     "posts_refused", (json_int_t)cs.posts_refused, "deliveries",
+                     (json_int_t)cs.deliveries, "notices", (json_int_t)cs.notices, "bad_xccos",
+                     (json_int_t)cs.bad_xccos, "posts_committed", (json_int_t)ks.posts_committed,
+                     "commit_batches", (json_int_t)ks.commit_batches, "pending_posts",
+                     (json_int_t)ks.pending_posts, "rooms",
+                     (json_int_t)meta_room_count(cluster_meta(svc->cl)));
+}
+
+void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
+                       chat_admin_cb cb, void *arg)
+{
+    const char *op = json_is_object(req) ? str_field(req, "op") : NULL;
+    if (op == NULL) {
+        cb(arg, error_answer("a request is a JSON object with \"op\", e.g. {\"op\":\"room.list\"}"));
+        return;
+    }
+    if (strncmp(op, "category.", 9) == 0 &&
+        (!strcmp(op + 9, "new") || !strcmp(op + 9, "set") || !strcmp(op + 9, "get") ||
+         !strcmp(op + 9, "list") || !strcmp(op + 9, "remove")))
+        category_op(svc, op, req, actor, cb, arg);
+    else if (strncmp(op, "room.", 5) == 0 &&
+             (!strcmp(op + 5, "new") || !strcmp(op + 5, "set") || !strcmp(op + 5, "get") ||
+              !strcmp(op + 5, "list") || !strcmp(op + 5, "remove") || !strcmp(op + 5, "invite")))
+        room_op(svc, op, req, actor, cb, arg);
+    else if (strncmp(op, "user.", 5) == 0 &&
+             (!strcmp(op + 5, "add") || !strcmp(op + 5, "set") || !strcmp(op + 5, "get") ||
+              !strcmp(op + 5, "list") || !strcmp(op + 5, "remove")))
+        user_op(svc, op, req, actor, cb, arg);
+    else if (strcmp(op, "stats") == 0)
+        cb(arg, stats_json(svc));
+    else
+        cb(arg, error_answer("unknown operation '%s' (see docs/ADMIN.md)", op));
+}

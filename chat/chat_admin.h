@@ -1,0 +1,24 @@
+/* Administrative operations (categories, rooms, users, invitations) as JSON requests. */
+#ifndef CHAT_ADMIN_H
+#define CHAT_ADMIN_H
+
+#include <jansson.h>
+
+#include "chat/chat.h"
+
+/* One request: {"op": "room.new", "name": "Lobby", "category": "General", …}. The answer
+ * is {"ok": true, …} or {"ok": false, "error": "<what was wrong and what to do>"}; cb owns
+ * it (json_decref). `actor` is the administrator's URI, recorded with every change.
+ * Operations mirror Lync's cmdlets:
+ *   category.new|set|get|list|remove  (New-/Set-/Get-/Remove-CsPersistentChatCategory)
+ *   room.new|set|get|list|remove      (…CsPersistentChatRoom)
+ *   room.invite                        user, room
+ *   user.add|set|get|list|remove      (users and their persistent chat policy)
+ *   stats
+ * The documented field list is in docs/ADMIN.md. cb may run before chat_admin_handle returns
+ * (reads) or later (changes, after they are applied). */
+typedef void (*chat_admin_cb)(void *arg, json_t *answer);
+void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *request,
+                       chat_admin_cb cb, void *arg);
+
+#endif

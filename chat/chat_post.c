@@ -1,0 +1,77 @@
+/* grpchat: a user posts into a room. */
+#include <stdio.h>
+#include <string.h>
+
+#include "chat/chat_acl.h"
+#include "chat/chat_int.h"
+#include "common/pc_alloc.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+#include "common/pc_str.h"
+
+/* The post's fate is told by the SIP answer to its INFO (the only signal SIPE shows, XCCOS.md
+ * §4.1), so that answer waits for the commit: 200 means the message is durable and was
+ * delivered back to its author; anything else means it was not stored. */
+static void post_done(void *arg, const struct room_res *res)
+{
+    struct sip_txn *txn = arg;
+    switch (res->status) {
+    case 0:
+        sip_txn_reply(txn, 200, NULL);
+        break;
+    case PC_ENOTFOUND:
+        sip_txn_reply(txn, 404, "The room no longer exists");
+        break;
+    case PC_ENOSPC:
+        sip_txn_reply(txn, 503, "The chat server cannot store messages right now (disk full)");
+        break;
+    default:
+        sip_txn_reply(txn, 503, "The message could not be stored; please send it again");
+    }
+}
+
+void chat_post(struct chat_session *s, struct sip_txn *txn, const struct xccos_msg *m)
+{
+    struct chat_service *svc = s->svc;
+    const struct meta *meta = cluster_meta(svc->cl);
+    const struct meta_room *rm = chat_room_by_uri(svc, m->chat.chan_uri);
+    const char *why = NULL;
+    int rc = chat_acl_check(meta, rm, s->user, CHAT_POST, &why);
+    if (rc != 0) {
+        svc->stats.posts_refused++;
+        pc_info("chat: post by %s to %s refused: %s", s->user,
+                m->chat.chan_uri ? m->chat.chan_uri : "(no room)", why ? why : "no such room");
+        sip_txn_reply(txn, rc == PC_ENOTFOUND ? 404 : 403, rc == PC_ENOTFOUND ? "No such room" : why);
+        return;
+    }
+    struct chat_joined *j = chat_joined_find(s, rm->no);
+    if (j == NULL || !j->complete) {
+        svc->stats.posts_refused++;
+        sip_txn_reply(txn, 403, "Join the room before posting to it");
+        return;
+    }
+    const char *text = m->chat.text != NULL ? m->chat.text : "";
+    size_t chars = pc_utf8_count(text, strlen(text));
+    if (chars == 0) {
+        svc->stats.posts_refused++;
+        sip_txn_reply(txn, 400, "Empty message");
+        return;
+    }
+    if (chars > svc->cfg.message_max_chars) {
+        svc->stats.posts_refused++;
+        char why_buf[128];
+        snprintf(why_buf, sizeof why_buf, "Message too long: %zu characters, the limit is %u",
+                 chars, svc->cfg.message_max_chars);
+        sip_txn_reply(txn, 413, why_buf);
+        return;
+    }
+    /* The author is whoever the session authenticated as, whatever the XML claimed. */
+    struct room_req req = {.kind = ROOM_REQ_POST, .room_no = rm->no, .user = s->user, .text = text};
+    rc = cluster_room_submit(svc->cl, &req, post_done, txn);
+    if (rc != 0) {
+        svc->stats.posts_refused++;
+        sip_txn_reply(txn, 503, "The chat service is busy; please send the message again");
+        return;
+    }
+    svc->stats.posts_accepted++;
+}

@@ -1,0 +1,134 @@
+/* The node's view of the pool: metadata reads and writes, room operations at the owner. */
+#ifndef CLUSTER_H
+#define CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cluster/meta.h"
+
+/* The room service (chat/) reaches rooms only through this interface: it never sees
+ * whether a room's owner is this node or another, whether metadata is replicated or how.
+ * All calls and callbacks happen on the node's loop thread. */
+
+struct cluster;
+struct store;
+
+/* One stored chat message. Strings are borrowed for the duration of a callback. */
+struct room_msg {
+    uint64_t room_no;
+    uint64_t seq;       /* per-room sequence number, from 1, no gaps */
+    int64_t ts_us;      /* server time of the post */
+    const char *author; /* "sip:alice@example.test" */
+    const char *text;
+};
+
+/* A user present in a room (at least one joined session on any node). */
+struct room_presence {
+    const char *user;
+    unsigned sessions;
+};
+
+enum room_req_kind {
+    ROOM_REQ_POST = 1, /* append a message; the result carries its seq */
+    ROOM_REQ_JOIN,     /* a session enters: result = who is present + the last seq */
+    ROOM_REQ_PART,     /* a session leaves */
+    ROOM_REQ_HISTORY,  /* read up to `count` messages with seq < before (0 = newest) */
+};
+
+/* A request to a room's owner. Strings are copied by cluster_room_submit. */
+struct room_req {
+    enum room_req_kind kind;
+    uint64_t room_no;
+    const char *user;    /* acting user */
+    uint64_t session;    /* JOIN/PART: node-local session id */
+    const char *text;    /* POST */
+    uint32_t count;      /* HISTORY */
+    uint64_t before;     /* HISTORY: exclusive upper bound on seq; 0 = newest */
+    uint64_t upto;       /* HISTORY: inclusive upper bound on seq (0 = none), so that the
+                            history a joiner reads ends where its live delivery begins */
+    bool record_read;    /* HISTORY: write a compliance "read" event */
+};
+
+struct room_res {
+    int status;                    /* 0, PC_EBUSY (503), PC_ENOTFOUND, PC_ENOSPC, PC_EIO,
+                                      PC_EUNAVAIL (owner unreachable) */
+    uint64_t seq;                  /* POST: assigned seq; JOIN: last committed seq */
+    int64_t ts_us;                 /* POST: server time stamped on the message */
+    const struct room_msg *msgs;   /* HISTORY: oldest first */
+    size_t n_msgs;
+    const struct room_presence *present; /* JOIN: everyone in the room, joiner included */
+    size_t n_present;
+};
+
+typedef void (*room_cb)(void *arg, const struct room_res *res);
+
+/* Events the owner of a room sends to every node with sessions in it, in room order. */
+enum room_event_kind {
+    ROOM_EV_MESSAGE = 1, /* a committed message (deliver to every session, sender included) */
+    ROOM_EV_ENTERED,     /* a user went from absent to present (ntc:join to others) */
+    ROOM_EV_LEFT,        /* a user's last session left (ntc:part to others) */
+};
+
+struct room_event {
+    enum room_event_kind kind;
+    uint64_t room_no;
+    const struct room_msg *msg; /* MESSAGE */
+    const char *user;           /* ENTERED, LEFT */
+};
+
+struct cluster_sink {
+    void *ctx;
+    void (*event)(void *ctx, const struct room_event *ev);
+};
+
+typedef void (*meta_cb)(void *arg, const struct meta_result *res);
+
+struct cluster_config {
+    const char *node_label;
+    const char *data_dir;
+    bool fsync;                  /* durable before acknowledging (default) */
+    unsigned max_pending_posts;  /* posts waiting for commit before PC_EBUSY */
+    unsigned max_history;        /* cap on HISTORY count */
+    uint32_t shard_count;        /* for a new pool */
+    const char *domain;          /* for a new pool */
+    unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
+};
+
+/* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */
+int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct cluster_sink *sink,
+                 struct cluster **out, char *errmsg, size_t errlen);
+
+/* Stops accepting work, waits for what is in flight, closes storage, then calls cb. */
+void cluster_close(struct cluster *cl, void (*cb)(void *arg), void *arg);
+
+/* The local metadata replica, for reads. Valid until the next loop iteration. */
+const struct meta *cluster_meta(const struct cluster *cl);
+
+/* Proposes a metadata change. cb fires once the change is applied on this node (so a read
+ * right after sees it) or failed. Returns PC_EBUSY at once when the node is overloaded. */
+int cluster_meta_submit(struct cluster *cl, const struct meta_op *op, meta_cb cb, void *arg);
+
+/* Sends a request to the owner of req->room_no. cb fires exactly once. Returns PC_EBUSY at
+ * once when the node's queue is full (the caller answers 503). */
+int cluster_room_submit(struct cluster *cl, const struct room_req *req, room_cb cb, void *arg);
+
+/* How many users are in the room right now, as far as this node knows (for room lists). */
+unsigned cluster_room_users(const struct cluster *cl, uint64_t room_no);
+
+struct cluster_stats {
+    uint64_t posts_committed;
+    uint64_t posts_failed;
+    uint64_t pending_posts;
+    uint64_t commit_batches;
+    uint64_t events_out;
+    uint64_t store_bytes;
+};
+void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
+
+/* The node's store, for administrative reads (export, status). */
+struct store *cluster_store(const struct cluster *cl);
+
+#endif

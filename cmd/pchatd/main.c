@@ -1,0 +1,293 @@
+/* pchatd: one node of a pchat pool. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "chat/chat.h"
+#include "chat/chat_admin.h"
+#include "chat/sip/sip.h"
+#include "cluster/cluster.h"
+#include "cmd/pchatd/admin_sock.h"
+#include "cmd/pchatd/pchatd_conf.h"
+#include "common/pc_alloc.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+#include "compliance/compl_event.h"
+
+struct node {
+    uv_loop_t loop;
+    struct pchatd_conf conf;
+    struct chat_service *svc;
+    struct cluster *cl;
+    struct sip_server *sip;
+    struct admin_sock *admin;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+    int exit_code;
+    size_t seed_step;
+    char chat_uri[300];
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: pchatd [-c FILE] [-o section.name=value]… [--print-config] [--check-config]\n"
+            "  -c FILE            configuration file (see deploy/pchatd.conf.example)\n"
+            "  -o sec.name=value  override one option, e.g. -o sip.tcp_port=5070\n"
+            "  --print-config     print the effective configuration and exit\n"
+            "  --check-config     validate the configuration and exit\n");
+}
+
+/* ---- shutdown: SIP first (no new work), then the cluster (commit what is pending) -------- */
+
+static void cluster_closed(void *arg)
+{
+    struct node *n = arg;
+    chat_service_free(n->svc);
+    n->svc = NULL;
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+    pc_notice("pchatd: stopped");
+}
+
+static void sip_stopped(void *arg)
+{
+    struct node *n = arg;
+    n->sip = NULL;
+    cluster_close(n->cl, cluster_closed, n);
+}
+
+static void stop(struct node *n, const char *why)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    pc_notice("pchatd: stopping (%s)", why);
+    if (n->admin != NULL)
+        admin_sock_stop(n->admin);
+    if (n->sip != NULL)
+        sip_server_stop(n->sip, sip_stopped, n);
+    else if (n->cl != NULL)
+        cluster_close(n->cl, cluster_closed, n);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- demo content for a fresh deployment ----------------------------------------------- */
+
+/* The demo content, one admin request per step; NULL when done. */
+static json_t *seed_request(size_t step, const char *domain)
+{
+    char all[160], user[160];
+    snprintf(all, sizeof all, "*@%s", domain);
+    static const char *users[][2] = {{"alice", "Alice"}, {"bob", "Bob"}, {"carol", "Carol"}};
+    switch (step) {
+    case 0:
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "op", "category.new", "name", "General",
+                         "description", "Rooms for everyone", "allowed", all, "creators", all,
+                         "file_upload", 1);
+    case 1:
+        return json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "room.new", "name", "Lobby", "category",
+                         "General", "privacy", "open", "description",
+                         "Say hello: everyone is welcome here");
+    case 2:
+    case 3:
+    case 4:
+        snprintf(user, sizeof user, "%s@%s", users[step - 2][0], domain);
+        return json_pack("{s:s, s:s, s:s}", "op", "user.add", "user", user, "display_name",
+                         users[step - 2][1]);
+    case 5:
+        snprintf(user, sizeof user, "admin@%s", domain);
+        return json_pack("{s:s, s:s, s:s, s:b}", "op", "user.add", "user", user, "display_name",
+                         "Administrator", "admin", 1);
+    }
+    return NULL;
+}
+
+static void seed_next(struct node *n);
+
+static void seed_done(void *arg, json_t *answer)
+{
+    struct node *n = arg;
+    if (!json_is_true(json_object_get(answer, "ok")))
+        pc_warn("seed: %s", json_string_value(json_object_get(answer, "error")));
+    json_decref(answer);
+    n->seed_step++;
+    seed_next(n);
+}
+
+static void seed_next(struct node *n)
+{
+    json_t *req = seed_request(n->seed_step, n->conf.domain);
+    if (req == NULL) {
+        pc_notice("seed: demo category General, room Lobby and users alice, bob, carol, admin "
+                  "created");
+        return;
+    }
+    chat_admin_handle(n->svc, "system (seed)", req, seed_done, n);
+    json_decref(req);
+}
+
+static void seed_if_fresh(struct node *n)
+{
+    if (!n->conf.seed_demo || meta_category_by_name(cluster_meta(n->cl), "General") != NULL)
+        return;
+    seed_next(n);
+}
+
+/* ---- start-up ---------------------------------------------------------------------------- */
+
+static int start(struct node *n)
+{
+    struct pchatd_conf *c = &n->conf;
+    char err[512];
+    snprintf(n->chat_uri, sizeof n->chat_uri, "sip:%s@%s", c->chat_user, c->domain);
+
+    struct chat_config cc;
+    chat_config_defaults(&cc);
+    cc.domain = c->domain;
+    cc.chat_uri = n->chat_uri;
+    cc.node_label = c->node_name;
+    cc.default_history = (unsigned)c->chat_default_history;
+    cc.max_history = (unsigned)c->chat_max_history;
+    cc.message_max_chars = (unsigned)c->chat_message_max_chars;
+    cc.search_limit = (unsigned)c->chat_search_limit;
+    cc.participant_update_limit = (unsigned)c->chat_participant_update_limit;
+    cc.allow_unknown_users = strcmp(c->auth_mode, "off") == 0 && c->auth_allow_unknown_users;
+    n->svc = chat_service_new(&n->loop, &cc);
+
+    unsigned classes = 0;
+    compl_classes_parse(c->compliance_capture, &classes);
+    struct cluster_config kc = {.node_label = c->node_name, .data_dir = c->data_dir,
+                                .fsync = c->cluster_fsync,
+                                .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
+                                .max_history = (unsigned)c->chat_max_history,
+                                .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
+                                .compliance_classes = classes};
+    struct cluster_sink sink = chat_cluster_sink(n->svc);
+    int rc = cluster_open(&n->loop, &kc, &sink, &n->cl, err, sizeof err);
+    if (rc != 0) {
+        pc_error("pchatd: %s", err);
+        return rc;
+    }
+    chat_service_attach(n->svc, n->cl);
+
+    struct sip_config sc;
+    sip_config_defaults(&sc);
+    sc.domain = c->domain;
+    sc.chat_user = c->chat_user;
+    sc.listen_host = c->sip_listen;
+    sc.advertised_host = c->sip_advertise[0] ? c->sip_advertise : NULL;
+    sc.tcp_port = c->sip_tcp_port;
+    sc.node_label = c->node_name;
+    sc.max_header_bytes = c->sip_max_header_bytes;
+    sc.max_body_bytes = c->sip_max_body_bytes;
+    sc.out_soft_bytes = c->sip_out_soft_bytes;
+    sc.out_hard_bytes = c->sip_out_hard_bytes;
+    sc.max_pending_txns = (unsigned)c->sip_max_pending_commands;
+    sc.max_conns = (unsigned)c->sip_max_connections;
+    sc.register_expires_s = (unsigned)c->sip_register_expires;
+    sc.session_expires_s = (unsigned)c->sip_session_expires;
+    sc.keepalive_s = (unsigned)c->sip_keepalive;
+    sc.retry_after_s = (unsigned)c->sip_retry_after;
+    sc.header_timeout_s = (unsigned)c->sip_header_timeout;
+    sc.idle_timeout_s = (unsigned)c->sip_idle_timeout;
+    struct sip_handlers h = chat_sip_handlers(n->svc);
+    rc = sip_server_start(&n->loop, &sc, &h, &n->sip);
+    if (rc != 0)
+        return rc;
+
+    char sock[1024];
+    if (c->admin_socket[0] != '\0')
+        snprintf(sock, sizeof sock, "%s", c->admin_socket);
+    else
+        snprintf(sock, sizeof sock, "%s/admin.sock", c->data_dir);
+    rc = admin_sock_start(&n->loop, sock, n->svc, &n->admin);
+    if (rc != 0)
+        return rc;
+    if (strcmp(c->auth_mode, "off") == 0)
+        pc_warn("pchatd: AUTHENTICATION IS OFF: anyone who can reach port %d may sign in as any "
+                "user of %s. Set [auth] mode = digest for real use.", c->sip_tcp_port, c->domain);
+    seed_if_fresh(n);
+    pc_notice("pchatd: node %s ready: %s via sip:%s:%d;transport=tcp", c->node_name, n->chat_uri,
+              c->sip_listen, c->sip_tcp_port);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"print-config", no_argument, NULL, 'P'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    bool print = false, check = false;
+    const char *overrides[64];
+    int n_over = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'o':
+            if (n_over < 64)
+                overrides[n_over++] = optarg;
+            break;
+        case 'P': print = true; break;
+        case 'C': check = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    static struct node n;
+    char err[512];
+    if (!pchatd_conf_load(&n.conf, path, err, sizeof err)) {
+        fprintf(stderr, "pchatd: %s\n", err);
+        pchatd_conf_free(&n.conf);
+        return 2;
+    }
+    for (int i = 0; i < n_over; i++)
+        if (!pc_conf_set(pchatd_conf_table, &n.conf, overrides[i], err, sizeof err) ||
+            !pchatd_conf_validate(&n.conf, err, sizeof err)) {
+            fprintf(stderr, "pchatd: -o %s\n", err);
+            pchatd_conf_free(&n.conf);
+            return 2;
+        }
+    if (print)
+        pc_conf_print(pchatd_conf_table, &n.conf, stdout);
+    if (print || check) {
+        pchatd_conf_free(&n.conf);
+        return 0;
+    }
+    pc_log_init(n.conf.node_name, (enum pc_log_level)pc_log_level_parse(n.conf.log_level));
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&n.loop);
+    uv_signal_init(&n.loop, &n.sigterm);
+    uv_signal_init(&n.loop, &n.sigint);
+    n.sigterm.data = n.sigint.data = &n;
+    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n.sigint, on_signal, SIGINT);
+    if (start(&n) != 0) {
+        n.exit_code = 1;
+        stop(&n, "start-up failed");
+        if (n.cl == NULL) {
+            if (n.svc != NULL)
+                chat_service_free(n.svc);
+            uv_close((uv_handle_t *)&n.sigterm, NULL);
+            uv_close((uv_handle_t *)&n.sigint, NULL);
+        }
+    }
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&n.loop);
+    if (rc != 0)
+        pc_error("pchatd: handles left open at exit (%s)", uv_strerror(rc));
+    pchatd_conf_free(&n.conf);
+    return n.exit_code;
+}

@@ -1,0 +1,135 @@
+#include "cmd/pchatd/pchatd_conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/pc_log.h"
+#include "compliance/compl_event.h"
+
+#define F(field) offsetof(struct pchatd_conf, field)
+#define BIG 1000000000LL
+
+const struct pc_conf_item pchatd_conf_table[] = {
+    {"node", "id", PC_CONF_INT, F(node_id), "1", 1, 65535, "this node's id in the pool (1, 2, 3…)"},
+    {"node", "name", PC_CONF_STR, F(node_name), "n1", 0, 0, "label in logs and metrics"},
+    {"node", "data_dir", PC_CONF_STR, F(data_dir), "run/n1", 0, 0, "where RocksDB and raft data live"},
+    {"node", "log_level", PC_CONF_STR, F(log_level), "info", 0, 0, "debug, info, notice, warn or error"},
+    {"node", "admin_socket", PC_CONF_STR, F(admin_socket), "", 0, 0,
+     "unix socket for pchatctl (empty = <data_dir>/admin.sock)"},
+
+    {"sip", "listen", PC_CONF_STR, F(sip_listen), "127.0.0.1", 0, 0, "IPv4 address to listen on"},
+    {"sip", "advertise", PC_CONF_STR, F(sip_advertise), "", 0, 0,
+     "address put in our Via/Contact headers (empty = listen)"},
+    {"sip", "tcp_port", PC_CONF_INT, F(sip_tcp_port), "5060", 1, 65535, "SIP over TCP port"},
+    {"sip", "domain", PC_CONF_STR, F(domain), "example.test", 0, 0, "SIP domain served"},
+    {"sip", "chat_user", PC_CONF_STR, F(chat_user), "pchat", 0, 0,
+     "user part of the chat service URI sip:<chat_user>@<domain>"},
+    {"sip", "max_header_bytes", PC_CONF_SIZE, F(sip_max_header_bytes), "16k", 1024, 1 << 20,
+     "longest SIP header block accepted"},
+    {"sip", "max_body_bytes", PC_CONF_SIZE, F(sip_max_body_bytes), "64k", 1024, 16 << 20,
+     "largest SIP body accepted (413 beyond)"},
+    {"sip", "out_soft_bytes", PC_CONF_SIZE, F(sip_out_soft_bytes), "1M", 4096, 1LL << 32,
+     "unsent bytes to a client above which its new commands get 503"},
+    {"sip", "out_hard_bytes", PC_CONF_SIZE, F(sip_out_hard_bytes), "8M", 4096, 1LL << 32,
+     "unsent bytes to a client above which it is disconnected"},
+    {"sip", "max_pending_commands", PC_CONF_INT, F(sip_max_pending_commands), "256", 1, 100000,
+     "unanswered INFOs per session before 503"},
+    {"sip", "max_connections", PC_CONF_INT, F(sip_max_connections), "50000", 1, 1000000,
+     "client connections per node"},
+    {"sip", "register_expires", PC_CONF_INT, F(sip_register_expires), "3600", 60, 86400,
+     "registration lifetime granted, seconds"},
+    {"sip", "session_expires", PC_CONF_INT, F(sip_session_expires), "1800", 90, 86400,
+     "chat session refresh interval (Session-Expires), seconds"},
+    {"sip", "keepalive", PC_CONF_INT, F(sip_keepalive), "300", 10, 3600,
+     "client keep-alive interval advertised, seconds"},
+    {"sip", "retry_after", PC_CONF_INT, F(sip_retry_after), "5", 1, 3600, "Retry-After on 503, seconds"},
+    {"sip", "header_timeout", PC_CONF_INT, F(sip_header_timeout), "30", 1, 3600,
+     "a started message must arrive whole within this many seconds"},
+    {"sip", "idle_timeout", PC_CONF_INT, F(sip_idle_timeout), "120", 1, 86400,
+     "unregistered idle connections are closed after this many seconds"},
+
+    {"auth", "mode", PC_CONF_STR, F(auth_mode), "off", 0, 0,
+     "off (anyone of the domain, for tests) or digest (passwords)"},
+    {"auth", "allow_unknown_users", PC_CONF_BOOL, F(auth_allow_unknown_users), "yes", 0, 0,
+     "with mode = off: users not created with pchatctl may sign in"},
+
+    {"cluster", "shards", PC_CONF_INT, F(cluster_shards), "16", 1, 4096,
+     "number of room shards, fixed when the pool is created"},
+    {"cluster", "fsync", PC_CONF_BOOL, F(cluster_fsync), "yes", 0, 0,
+     "make each commit durable (fsync) before acknowledging it"},
+    {"cluster", "max_pending_posts", PC_CONF_INT, F(cluster_max_pending_posts), "20000", 1, 10000000,
+     "posts waiting for commit before new ones get 503"},
+
+    {"chat", "default_history", PC_CONF_INT, F(chat_default_history), "30", 1, 500,
+     "messages sent to a joiner who does not ask for a count (Lync: 30)"},
+    {"chat", "max_history", PC_CONF_INT, F(chat_max_history), "500", 1, 100000,
+     "most messages one history request returns"},
+    {"chat", "message_max_chars", PC_CONF_INT, F(chat_message_max_chars), "8000", 1, 1000000,
+     "longest post accepted, in characters"},
+    {"chat", "search_limit", PC_CONF_INT, F(chat_search_limit), "999", 1, 100000,
+     "most rooms one room search returns"},
+    {"chat", "participant_update_limit", PC_CONF_INT, F(chat_participant_update_limit), "1000", 0, 1000000,
+     "rooms with more users send no roster or join/part notices"},
+
+    {"compliance", "capture", PC_CONF_STR, F(compliance_capture), "none", 0, 0,
+     "event classes recorded: none, lync, all, or a list (join,part,chat,backchat,…)"},
+
+    {"seed", "demo", PC_CONF_BOOL, F(seed_demo), "no", 0, 0,
+     "on first start, create category General, open room Lobby, users alice, bob, carol"},
+    {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
+bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen)
+{
+    if (pc_log_level_parse(c->log_level) < 0) {
+        snprintf(err, errlen, "[node] log_level = '%s': expected debug, info, notice, warn or error",
+                 c->log_level);
+        return false;
+    }
+    if (strcmp(c->auth_mode, "off") != 0 && strcmp(c->auth_mode, "digest") != 0) {
+        snprintf(err, errlen, "[auth] mode = '%s': expected off or digest", c->auth_mode);
+        return false;
+    }
+    unsigned mask;
+    if (!compl_classes_parse(c->compliance_capture, &mask)) {
+        snprintf(err, errlen, "[compliance] capture = '%s': expected none, lync, all or a list of "
+                 "join, part, chat, backchat, fileupload, filedownload…", c->compliance_capture);
+        return false;
+    }
+    /* The domain and chat user go into SIP URIs and XML unescaped: keep them plain. */
+    const char *names[2] = {c->domain, c->chat_user};
+    const char *opts[2] = {"[sip] domain", "[sip] chat_user"};
+    for (int i = 0; i < 2; i++) {
+        const char *p = names[i];
+        if (*p == '\0') {
+            snprintf(err, errlen, "%s must not be empty", opts[i]);
+            return false;
+        }
+        for (; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+                  *p == '_')) {
+                snprintf(err, errlen, "%s = '%s': use lower-case letters, digits, '-', '.', '_'",
+                         opts[i], names[i]);
+                return false;
+            }
+    }
+    if (c->sip_out_soft_bytes > c->sip_out_hard_bytes) {
+        snprintf(err, errlen, "[sip] out_soft_bytes must not exceed out_hard_bytes");
+        return false;
+    }
+    return true;
+}
+
+bool pchatd_conf_load(struct pchatd_conf *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    pc_conf_defaults(pchatd_conf_table, c);
+    if (path != NULL && !pc_conf_load(pchatd_conf_table, c, path, err, errlen))
+        return false;
+    return pchatd_conf_validate(c, err, errlen);
+}
+
+void pchatd_conf_free(struct pchatd_conf *c)
+{
+    pc_conf_free(pchatd_conf_table, c);
+}

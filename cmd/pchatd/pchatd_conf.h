@@ -1,0 +1,62 @@
+/* pchatd's configuration: every option, its default and its bounds, in one table. */
+#ifndef PCHATD_CONF_H
+#define PCHATD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/pc_conf.h"
+
+struct pchatd_conf {
+    /* [node] */
+    int node_id;
+    char *node_name;
+    char *data_dir;
+    char *log_level;
+    char *admin_socket;
+    /* [sip] */
+    char *sip_listen;
+    char *sip_advertise;
+    int sip_tcp_port;
+    char *domain;
+    char *chat_user;
+    size_t sip_max_header_bytes;
+    size_t sip_max_body_bytes;
+    size_t sip_out_soft_bytes;
+    size_t sip_out_hard_bytes;
+    int sip_max_pending_commands;
+    int sip_max_connections;
+    int sip_register_expires;
+    int sip_session_expires;
+    int sip_keepalive;
+    int sip_retry_after;
+    int sip_header_timeout;
+    int sip_idle_timeout;
+    /* [auth] */
+    char *auth_mode;
+    bool auth_allow_unknown_users;
+    /* [cluster] */
+    int cluster_shards;
+    bool cluster_fsync;
+    int cluster_max_pending_posts;
+    /* [chat] */
+    int chat_default_history;
+    int chat_max_history;
+    int chat_message_max_chars;
+    int chat_search_limit;
+    int chat_participant_update_limit;
+    /* [compliance] */
+    char *compliance_capture;
+    /* [seed] */
+    bool seed_demo;
+};
+
+extern const struct pc_conf_item pchatd_conf_table[];
+
+/* Defaults, then the file (if path != NULL), then cross-field checks. */
+bool pchatd_conf_load(struct pchatd_conf *c, const char *path, char *err, size_t errlen);
+/* Checks that only the whole configuration can judge (e.g. auth mode names). */
+bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen);
+void pchatd_conf_free(struct pchatd_conf *c);
+
+#endif

@@ -1,0 +1,78 @@
+#include "storage/store_keys.h"
+
+#include <string.h>
+
+#include "common/pc_bin.h"
+
+size_t store_key_tag_u64(uint8_t *k, uint8_t tag, uint64_t id)
+{
+    k[0] = tag;
+    pc_be64_write(k + 1, id);
+    return 9;
+}
+
+static size_t put_uri(uint8_t *k, const char *uri)
+{
+    size_t n = strnlen(uri, STORE_URI_MAX);
+    memcpy(k, uri, n);
+    return n;
+}
+
+size_t store_key_user(uint8_t *k, const char *uri)
+{
+    k[0] = STORE_TAG_USER;
+    return 1 + put_uri(k + 1, uri);
+}
+
+size_t store_key_user_room(uint8_t *k, uint8_t tag, const char *uri, uint64_t room_no)
+{
+    k[0] = tag;
+    size_t n = 1 + put_uri(k + 1, uri);
+    k[n++] = 0;
+    pc_be64_write(k + n, room_no);
+    return n + 8;
+}
+
+size_t store_key_global(uint8_t *k, const char *name)
+{
+    k[0] = STORE_TAG_GLOBAL;
+    return 1 + put_uri(k + 1, name);
+}
+
+void store_key_msg(uint8_t *k, uint64_t room_no, uint64_t seq)
+{
+    pc_be64_write(k, room_no);
+    pc_be64_write(k + 8, seq);
+}
+
+void store_key_msg_parse(const uint8_t *k, uint64_t *room_no, uint64_t *seq)
+{
+    *room_no = pc_be64_read(k);
+    *seq = pc_be64_read(k + 8);
+}
+
+size_t store_key_applied(uint8_t *k, uint32_t group)
+{
+    k[0] = STORE_TAG_APPLIED;
+    pc_be32_write(k + 1, group);
+    return 5;
+}
+
+size_t store_key_room_last(uint8_t *k, uint64_t room_no)
+{
+    return store_key_tag_u64(k, STORE_TAG_ROOM_LAST, room_no);
+}
+
+void store_key_compl(uint8_t *k, uint32_t group, uint64_t index, uint32_t n)
+{
+    pc_be32_write(k, group);
+    pc_be64_write(k + 4, index);
+    pc_be32_write(k + 12, n);
+}
+
+void store_key_compl_parse(const uint8_t *k, uint32_t *group, uint64_t *index, uint32_t *n)
+{
+    *group = pc_be32_read(k);
+    *index = pc_be64_read(k + 4);
+    *n = pc_be32_read(k + 12);
+}

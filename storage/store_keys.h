@@ -1,0 +1,46 @@
+/* Key layout of every column family (documented in storage/KEYS.md). */
+#ifndef STORE_KEYS_H
+#define STORE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest key any builder produces (user URIs are capped well below this). */
+#define STORE_KEY_MAX 600
+#define STORE_URI_MAX 256
+
+/* Metadata column family: one tag byte, then the identifier. Numbers are big-endian so
+ * that iteration order is numeric order. Builders return the key length. */
+enum {
+    STORE_TAG_CATEGORY = 'c', /* 'c' be64(category no) */
+    STORE_TAG_ROOM = 'r',     /* 'r' be64(room no) */
+    STORE_TAG_USER = 'u',     /* 'u' user-uri */
+    STORE_TAG_FOLLOW = 'f',   /* 'f' user-uri 0x00 be64(room no) */
+    STORE_TAG_INVITE = 'i',   /* 'i' user-uri 0x00 be64(room no) */
+    STORE_TAG_GLOBAL = 'g',   /* 'g' name: counters and server settings */
+};
+size_t store_key_tag_u64(uint8_t *k, uint8_t tag, uint64_t id);
+size_t store_key_user(uint8_t *k, const char *uri);
+size_t store_key_user_room(uint8_t *k, uint8_t tag, const char *uri, uint64_t room_no);
+size_t store_key_global(uint8_t *k, const char *name);
+
+/* Messages column family: be64(room no) be64(seq). 16 bytes. */
+#define STORE_MSG_KEY_LEN 16
+void store_key_msg(uint8_t *k, uint64_t room_no, uint64_t seq);
+void store_key_msg_parse(const uint8_t *k, uint64_t *room_no, uint64_t *seq);
+
+/* State column family. */
+enum {
+    STORE_TAG_APPLIED = 'a',   /* 'a' be32(raft group): be64 applied index */
+    STORE_TAG_ROOM_LAST = 'l', /* 'l' be64(room no): be64 last sequence number */
+};
+size_t store_key_applied(uint8_t *k, uint32_t group);
+size_t store_key_room_last(uint8_t *k, uint64_t room_no);
+
+/* Compliance column family: be32(raft group) be64(raft index) be32(n-th event of the
+ * entry). 16 bytes: the same key, and so the same event id, on every replica. */
+#define STORE_COMPL_KEY_LEN 16
+void store_key_compl(uint8_t *k, uint32_t group, uint64_t index, uint32_t n);
+void store_key_compl_parse(const uint8_t *k, uint32_t *group, uint64_t *index, uint32_t *n);
+
+#endif
