@@ -15,6 +15,7 @@ struct chat_joined {
     uint64_t room_no;
     uint64_t join_seq;  /* last seq when the owner registered us: live delivery starts after */
     bool complete;      /* the owner answered the JOIN */
+    bool backfilled;    /* the history that completes the join was served */
 };
 
 /* One client's chat dialog. Lives until the dialog ended and no request of it is in flight

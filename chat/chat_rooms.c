@@ -377,12 +377,15 @@ void chat_cmd_bccontext(struct chat_cmd *cmd, const struct xccos_msg *m)
     struct history_ctx *ctx = pc_calloc(1, sizeof *ctx);
     ctx->cmd = cmd;
     ctx->room_no = rm->no;
-    /* A joined session's history ends exactly where its live delivery begins, so it sees
-     * every message once: no gap, no duplicate (DESIGN.md §3.2). */
+    /* The first history a joined session reads ends exactly where its live delivery begins,
+     * so it sees every message once: no gap, no duplicate (DESIGN.md §3.2). Later requests
+     * (paging, a refresh) read whatever is stored. */
+    bool first = j != NULL && j->complete && !j->backfilled;
+    if (first)
+        j->backfilled = true;
     struct room_req req = {.kind = ROOM_REQ_HISTORY, .room_no = rm->no, .user = s->user,
                            .count = count, .before = m->history_before,
-                           .upto = j != NULL && j->complete ? j->join_seq : 0,
-                           .record_read = true};
+                           .upto = first ? j->join_seq : 0, .record_read = true};
     rc = cluster_room_submit(svc->cl, &req, history_done, ctx);
     if (rc != 0) {
         struct room_res res = {.status = rc};

@@ -85,6 +85,7 @@ int store_open(const char *path, const struct store_options *opt, struct store *
     }
     /* Message keys start with an 8-byte room number: a prefix bloom makes "the newest N
      * messages of room R" a cheap seek even with millions of rooms. */
+    /* The options take ownership of the transform (and the table options of the filter). */
     st->msg_prefix = rocksdb_slicetransform_create_fixed_prefix(8);
     rocksdb_options_set_prefix_extractor(st->cf_opts[1 + STORE_CF_MSGS], st->msg_prefix);
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[1 + STORE_CF_MSGS], 0.1);
@@ -128,8 +129,6 @@ void store_close(struct store *st)
         rocksdb_readoptions_destroy(st->ro);
     rocksdb_block_based_options_destroy(st->table);
     rocksdb_cache_destroy(st->cache);
-    if (st->msg_prefix)
-        rocksdb_slicetransform_destroy(st->msg_prefix);
     rocksdb_options_destroy(st->opts);
     pc_free(st);
 }

@@ -1,0 +1,462 @@
+#include "tests/lib/tl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/pc_alloc.h"
+#include "common/pc_log.h"
+#include "common/pc_str.h"
+#include "common/pc_time.h"
+
+TAILQ_HEAD(tl_event_list, pcc_event);
+
+static uv_loop_t *loop;
+
+uv_loop_t *tl_loop(void)
+{
+    if (loop == NULL) {
+        loop = pc_malloc(sizeof *loop);
+        uv_loop_init(loop);
+        signal(SIGPIPE, SIG_IGN);
+        if (getenv("PCHAT_TEST_DEBUG") == NULL)
+            pc_log_init("test", PC_LOG_ERROR);
+    }
+    return loop;
+}
+
+int tl_port_base(void)
+{
+    const char *env = getenv("PCHAT_TEST_PORT_BASE");
+    if (env != NULL)
+        return atoi(env);
+    /* Spread concurrent test processes over 20000-59999 in steps of 100. */
+    return 20000 + (int)((unsigned)getpid() % 400) * 100;
+}
+
+static const char *build_dir(void)
+{
+    const char *b = getenv("PCHAT_BUILD");
+    return b != NULL ? b : "build";
+}
+
+void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/pchat-test-XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+    n->sip_port = sip_port;
+    snprintf(n->log_path, sizeof n->log_path, "%s/pchatd.log", n->dir);
+    snprintf(n->admin_path, sizeof n->admin_path, "%s/admin.sock", n->dir);
+    snprintf(n->conf_path, sizeof n->conf_path, "%s/pchatd.conf", n->dir);
+    FILE *f = fopen(n->conf_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[node]\nname = t%d\ndata_dir = %s/data\nadmin_socket = %s\nlog_level = info\n"
+            "[sip]\ntcp_port = %d\n[seed]\ndemo = yes\n",
+            sip_port, n->dir, n->admin_path, sip_port);
+    if (extra_conf != NULL)
+        fprintf(f, "%s\n", extra_conf);
+    fclose(f);
+}
+
+static bool port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+void tl_node_start(struct tl_node *n)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/bin/pchatd", build_dir());
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(bin, "pchatd", "-c", n->conf_path, (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    n->pid = pid;
+    uint64_t deadline = pc_mono_ms() + 10000;
+    while (pc_mono_ms() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            tl_node_dump_log(n);
+            fail_msg("pchatd exited at start-up (status %d)", status);
+        }
+        /* Ready = listening and the demo content is in place. */
+        if (port_open(n->sip_port) && tl_node_log_contains(n, "seed: demo"))
+            return;
+        usleep(20000);
+    }
+    tl_node_dump_log(n);
+    fail_msg("pchatd did not start within 10 s");
+}
+
+static int wait_exit(pid_t pid, unsigned ms)
+{
+    uint64_t deadline = pc_mono_ms() + ms;
+    int status;
+    while (pc_mono_ms() < deadline) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+void tl_node_stop(struct tl_node *n)
+{
+    if (n->pid == 0)
+        return;
+    kill(n->pid, SIGTERM);
+    int status = wait_exit(n->pid, 20000);
+    n->pid = 0;
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        tl_node_dump_log(n);
+        fail_msg("pchatd did not exit cleanly on SIGTERM (status %d)", status);
+    }
+}
+
+void tl_node_kill(struct tl_node *n)
+{
+    if (n->pid == 0)
+        return;
+    kill(n->pid, SIGKILL);
+    int status;
+    waitpid(n->pid, &status, 0);
+    n->pid = 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tl_node_cleanup(struct tl_node *n)
+{
+    if (n->dir[0] != '\0' && getenv("PCHAT_TEST_KEEP") == NULL)
+        nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tl_node_dump_log(const struct tl_node *n)
+{
+    FILE *f = fopen(n->log_path, "r");
+    if (f == NULL)
+        return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > 8000 ? size - 8000 : 0, SEEK_SET);
+    char buf[8001];
+    size_t r = fread(buf, 1, 8000, f);
+    buf[r] = '\0';
+    fclose(f);
+    fprintf(stderr, "---- tail of %s ----\n%s---- end ----\n", n->log_path, buf);
+}
+
+bool tl_node_log_contains(const struct tl_node *n, const char *s)
+{
+    FILE *f = fopen(n->log_path, "r");
+    if (f == NULL)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, s) != NULL;
+    fclose(f);
+    return found;
+}
+
+int tl_pchatctl(const struct tl_node *n, char *out, size_t cap, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/bin/pchatctl -S %s %s 2>&1", build_dir(), n->admin_path, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t r = fread(out, 1, cap - 1, p);
+    out[r] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- clients ---------------------------------------------------------------------------- */
+
+static void wake(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until ms passed or an I/O callback ran. */
+static void run_once(unsigned ms)
+{
+    uv_timer_t t;
+    uv_timer_init(tl_loop(), &t);
+    uv_timer_start(&t, wake, ms, 0);
+    uv_run(tl_loop(), UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(tl_loop(), UV_RUN_NOWAIT);
+}
+
+void tl_spin(unsigned ms)
+{
+    uint64_t deadline = pc_mono_ms() + ms;
+    while (pc_mono_ms() < deadline)
+        run_once((unsigned)(deadline - pc_mono_ms()) + 1);
+}
+
+static void pull(struct tl_client *c)
+{
+    struct pcc_event *ev;
+    while ((ev = pcc_next_event(c->pcc)) != NULL)
+        TAILQ_INSERT_TAIL(c->pending, ev, link);
+}
+
+typedef bool (*tl_match)(const struct pcc_event *ev, const void *arg);
+
+static struct pcc_event *wait_for(struct tl_client *c, tl_match match, const void *arg, unsigned ms)
+{
+    uint64_t deadline = pc_mono_ms() + ms;
+    for (;;) {
+        pull(c);
+        struct pcc_event *ev;
+        TAILQ_FOREACH(ev, c->pending, link)
+            if (match(ev, arg)) {
+                TAILQ_REMOVE(c->pending, ev, link);
+                return ev;
+            }
+        uint64_t now = pc_mono_ms();
+        if (now >= deadline)
+            return NULL;
+        run_once((unsigned)(deadline - now));
+    }
+}
+
+static bool is_ready_or_closed(const struct pcc_event *ev, const void *arg)
+{
+    (void)arg;
+    return ev->kind == PCC_EV_READY || ev->kind == PCC_EV_CLOSED;
+}
+
+struct tl_client *tl_client_try(int port, const char *user, char *why, size_t cap)
+{
+    struct tl_client *c = pc_calloc(1, sizeof *c);
+    c->pending = pc_malloc(sizeof *c->pending);
+    TAILQ_INIT(c->pending);
+    pc_strlcpy(c->user, user, sizeof c->user);
+    struct pcc_config cfg = {.host = "127.0.0.1", .port = port, .user = user};
+    c->pcc = pcc_start(tl_loop(), &cfg);
+    struct pcc_event *ev = wait_for(c, is_ready_or_closed, NULL, 10000);
+    bool ok = ev != NULL && ev->kind == PCC_EV_READY;
+    if (!ok && why != NULL)
+        snprintf(why, cap, "%s", ev ? ev->reason : "timeout");
+    pcc_event_free(ev);
+    if (!ok) {
+        tl_client_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct tl_client *tl_client_new(int port, const char *user)
+{
+    char why[256];
+    struct tl_client *c = tl_client_try(port, user, why, sizeof why);
+    if (c == NULL)
+        fail_msg("%s could not sign in: %s", user, why);
+    return c;
+}
+
+void tl_drain(struct tl_client *c)
+{
+    pull(c);
+    struct pcc_event *ev;
+    while ((ev = TAILQ_FIRST(c->pending)) != NULL) {
+        TAILQ_REMOVE(c->pending, ev, link);
+        pcc_event_free(ev);
+    }
+}
+
+void tl_client_close(struct tl_client *c)
+{
+    if (c == NULL)
+        return;
+    tl_drain(c);
+    pcc_close(c->pcc, true);
+    pc_free(c->pending);
+    pc_free(c);
+    uv_run(tl_loop(), UV_RUN_NOWAIT);
+}
+
+static bool is_reply(const struct pcc_event *ev, const void *arg)
+{
+    return ev->kind == PCC_EV_XCCOS && ev->msg.kind == XCCOS_KIND_RPL && ev->msg.cmd_envid != NULL &&
+           strcmp(ev->msg.cmd_envid, arg) == 0;
+}
+
+struct pcc_event *tl_wait_reply(struct tl_client *c, const char *envid, unsigned ms)
+{
+    struct pcc_event *ev = wait_for(c, is_reply, envid, ms);
+    if (ev == NULL)
+        fail_msg("%s: no reply to command %s within %u ms", c->user, envid, ms);
+    return ev;
+}
+
+static bool is_sip(const struct pcc_event *ev, const void *arg)
+{
+    return ev->kind == PCC_EV_SIP_RESPONSE && ev->cseq == *(const uint32_t *)arg;
+}
+
+int tl_wait_sip(struct tl_client *c, uint32_t cseq, unsigned ms, char *reason, size_t cap)
+{
+    struct pcc_event *ev = wait_for(c, is_sip, &cseq, ms);
+    if (ev == NULL)
+        return 0;
+    int status = ev->status;
+    if (reason != NULL)
+        snprintf(reason, cap, "%s", ev->reason);
+    pcc_event_free(ev);
+    return status;
+}
+
+struct chat_match {
+    const char *room;
+    const char *text;
+};
+
+static bool is_chat(const struct pcc_event *ev, const void *arg)
+{
+    const struct chat_match *m = arg;
+    return ev->kind == PCC_EV_XCCOS && ev->msg.kind == XCCOS_KIND_GRPCHAT &&
+           (m->room == NULL || (ev->msg.chat.chan_uri && strcmp(ev->msg.chat.chan_uri, m->room) == 0)) &&
+           (m->text == NULL || (ev->msg.chat.text && strcmp(ev->msg.chat.text, m->text) == 0));
+}
+
+struct pcc_event *tl_wait_chat(struct tl_client *c, const char *room_uri, const char *text,
+                               unsigned ms)
+{
+    struct chat_match m = {room_uri, text};
+    return wait_for(c, is_chat, &m, ms);
+}
+
+struct notice_match {
+    bool entered;
+    const char *user;
+};
+
+static bool is_notice(const struct pcc_event *ev, const void *arg)
+{
+    const struct notice_match *m = arg;
+    return ev->kind == PCC_EV_XCCOS && ev->msg.kind == XCCOS_KIND_NTC &&
+           (ev->msg.op == XCCOS_OP_JOIN) == m->entered && ev->msg.presence.user_uri != NULL &&
+           strcasecmp(ev->msg.presence.user_uri, m->user) == 0;
+}
+
+struct pcc_event *tl_wait_notice(struct tl_client *c, bool entered, const char *user, unsigned ms)
+{
+    struct notice_match m = {entered, user};
+    return wait_for(c, is_notice, &m, ms);
+}
+
+static bool is_traffic(const struct pcc_event *ev, const void *arg)
+{
+    (void)arg;
+    return ev->kind == PCC_EV_XCCOS &&
+           (ev->msg.kind == XCCOS_KIND_GRPCHAT || ev->msg.kind == XCCOS_KIND_NTC);
+}
+
+bool tl_quiet(struct tl_client *c, unsigned ms)
+{
+    tl_spin(ms);
+    pull(c);
+    struct pcc_event *ev;
+    TAILQ_FOREACH(ev, c->pending, link)
+        if (is_traffic(ev, NULL))
+            return false;
+    return true;
+}
+
+static bool is_closed(const struct pcc_event *ev, const void *arg)
+{
+    (void)arg;
+    return ev->kind == PCC_EV_CLOSED;
+}
+
+int tl_wait_closed(struct tl_client *c, unsigned ms)
+{
+    struct pcc_event *ev = wait_for(c, is_closed, NULL, ms);
+    if (ev == NULL)
+        return 0;
+    int s = ev->status;
+    pcc_event_free(ev);
+    return s;
+}
+
+struct pcc_event *tl_search(struct tl_client *c, const char *criteria)
+{
+    char envid[24];
+    assert_true(pcc_search(c->pcc, criteria, envid) > 0);
+    return tl_wait_reply(c, envid, 5000);
+}
+
+const char *tl_room_uri(struct tl_client *c, const char *name, char *buf, size_t cap)
+{
+    struct pcc_event *ev = tl_search(c, name);
+    const char *r = NULL;
+    for (size_t i = 0; i < ev->msg.n_rooms; i++)
+        if (ev->msg.rooms[i].name != NULL && strcasecmp(ev->msg.rooms[i].name, name) == 0) {
+            snprintf(buf, cap, "%s", ev->msg.rooms[i].uri);
+            r = buf;
+        }
+    pcc_event_free(ev);
+    return r;
+}
+
+struct pcc_event *tl_join(struct tl_client *c, const char *room_uri)
+{
+    char envid[24];
+    assert_true(pcc_join(c->pcc, &room_uri, 1, envid) > 0);
+    return tl_wait_reply(c, envid, 5000);
+}
+
+struct pcc_event *tl_history(struct tl_client *c, const char *room_uri, unsigned count,
+                             uint64_t before)
+{
+    char envid[24];
+    assert_true(pcc_history(c->pcc, room_uri, count, before, envid) > 0);
+    return tl_wait_reply(c, envid, 5000);
+}
+
+int tl_post(struct tl_client *c, const char *room_uri, const char *text)
+{
+    uint32_t cseq = pcc_post(c->pcc, room_uri, text);
+    assert_true(cseq > 0);
+    return tl_wait_sip(c, cseq, 10000, NULL, 0);
+}
