@@ -42,9 +42,13 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 INTEG_SRCS = $(wildcard tests/integration/test_*.c)
 INTEG_BINS = $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+# The consistency checker over test logs (pchat-check --help); tests/checker/selftest.sh tests it.
+CHECK_SRCS = $(wildcard tests/checker/*.c)
+CHECK_OBJS = $(CHECK_SRCS:%.c=$(BUILD)/%.o)
+CHECK_BIN = $(BUILD)/bin/pchat-check
 
 .PHONY: all deps test test-unit test-integration check-asan run stop clean
-all: $(CMD_BINS) $(UNIT_BINS) $(INTEG_BINS)
+all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS)
 
 deps:
 	@deploy/install-deps
@@ -63,6 +67,11 @@ $(BUILD)/bin/%: $(BUILD)/cmd/%/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(CHECK_BIN): $(CHECK_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CHECK_OBJS) $(LIB) $(LIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TEST_LIB_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -102,4 +111,4 @@ stop:
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CHECK_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d)

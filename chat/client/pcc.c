@@ -315,6 +315,15 @@ uint32_t pcc_send(struct pcc *c, struct xccos_msg *m, char *envid_out)
     return cseq;
 }
 
+uint32_t pcc_send_body(struct pcc *c, const void *body, size_t len)
+{
+    if (c->state != ST_READY)
+        return 0;
+    uint32_t cseq = ++c->d2.cseq;
+    send_in_dialog(c, &c->d2, "INFO", cseq, "text/plain", body, len);
+    return cseq;
+}
+
 /* ---- conveniences -------------------------------------------------------------------------- */
 
 uint32_t pcc_simple(struct pcc *c, enum xccos_op op, char *envid_out)

@@ -74,6 +74,9 @@ uint32_t pcc_search(struct pcc *c, const char *criteria, char *envid_out);
 uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text);
 uint32_t pcc_simple(struct pcc *c, enum xccos_op op, char *envid_out); /* getinv, getserverinfo… */
 
+/* Sends body (any bytes) as an INFO in the chat dialog; returns its CSeq (bad-input tests). */
+uint32_t pcc_send_body(struct pcc *c, const void *body, size_t len);
+
 /* Sends raw bytes on the connection (bad-input tests). */
 void pcc_send_raw(struct pcc *c, const void *data, size_t len);
 

@@ -1,0 +1,132 @@
+/* The cluster port: one TCP listener per node shared by every raft group and the peer link. */
+#ifndef RAFT_MUX_H
+#define RAFT_MUX_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* DESIGN.md §1/§2: a node runs many raft groups (metadata + shards) and a node-to-node peer
+ * link, all on one port. Every connection starts with a preamble written by the dialling
+ * side (big-endian):
+ *
+ *   u32 magic "PCMX" | u8 version (1) | u8 kind (1 raft, 2 peer) | u16 address length
+ *   u64 raft group id (0 for peer) | u64 sender node id (non-zero) | address bytes
+ *
+ * The address is the sender's advertised cluster address; raft wants it for the
+ * configuration and for raft_leader(). Nothing is authenticated yet: the preamble is what a
+ * TLS handshake will later vouch for.
+ *
+ * The accepting side reads exactly the preamble for raft connections (raft must see its own
+ * first byte), then hands the stream to the group's raft_uv. A bad magic, version, kind,
+ * address, a group that is unknown or not started, or a preamble that does not arrive within
+ * preamble_timeout_ms closes the connection with a (rate-limited) log line; raft_uv on the
+ * other side simply retries after its connect_retry_delay.
+ *
+ * Every socket gets TCP_NODELAY (libraft never sets it; Nagle plus delayed ACK cost ~40 ms
+ * tails, RAFT-ROCKSDB.md P4), and every outbound connect is bounded by connect_timeout_ms.
+ *
+ * Handles handed out (to raft or to the peer-link handler) are standalone uv_tcp_t blocks
+ * from raft_malloc, because raft releases the ones it gets with raft_free; peer-link users
+ * release theirs the same way, through raft_mux_handle_free.
+ *
+ * Single-threaded: everything runs on the loop given to raft_mux_create. */
+
+struct raft_mux;
+
+#define RAFT_MUX_ADDR_MAX 128 /* longest advertised address in a preamble */
+
+struct raft_mux_config {
+    uint64_t node_id;             /* this node; non-zero; sent in every peer preamble */
+    const char *address;          /* advertised "a.b.c.d:port" or "[v6]:port" */
+    const char *bind_address;     /* where to listen; NULL = address */
+    unsigned connect_timeout_ms;  /* outbound connect + preamble write; 0 = 2000 */
+    unsigned preamble_timeout_ms; /* inbound preamble must arrive within; 0 = 2000 */
+    unsigned max_pending;         /* inbound connections still in their preamble; 0 = 256 */
+};
+
+struct raft_mux_stats {
+    uint64_t accepted;     /* inbound connections */
+    uint64_t routed_raft;  /* handed to a raft group */
+    uint64_t routed_peer;  /* handed to the peer-link handler */
+    uint64_t rejected;     /* closed: bad/late preamble, unknown/closed group, no handler */
+    uint64_t dials;        /* outbound connects started */
+    uint64_t dials_ok;
+    uint64_t dials_failed; /* refused, timed out or canceled */
+};
+
+/* Binds and listens right away, so that peers' connects are answered (and rejected per group
+ * until its raft_start) while the local groups are still initialising. Returns 0 or
+ * PC_EINVAL (bad config) / PC_EIO (bind/listen failed, logged; the half-made handles are
+ * released by the next uv_run, so uv_loop_close still succeeds after one). */
+int raft_mux_create(uv_loop_t *loop, const struct raft_mux_config *cfg, struct raft_mux **out);
+
+/* Closes the listener, every connection still in its preamble and every pending peer
+ * connect (their callbacks fire with PC_ECANCELED), then calls cb(arg) (may be NULL) and frees
+ * the mux. Every raft transport must have been released with raft_mux_transport_close first
+ * (i.e. after each group's raft_close callback): otherwise returns PC_EBUSY and does nothing.
+ * Connections already handed over are not touched. */
+int raft_mux_close(struct raft_mux *m, void (*cb)(void *arg), void *arg);
+
+const struct raft_mux_stats *raft_mux_stats(const struct raft_mux *m);
+
+/* uv_close_cb that frees a handle received from this module (raft_malloc'd). */
+void raft_mux_handle_free(uv_handle_t *handle);
+
+/* ---- raft groups ------------------------------------------------------------------------- */
+
+/* Fills `t` as the raft_uv transport of raft group `group_id` (t->version = 1, state in
+ * t->impl; raft owns t->data). Pass it to raft_uv_init. Returns 0, PC_EEXIST (group already
+ * has a transport on this mux) or PC_ECLOSED (mux closing). */
+int raft_mux_transport_init(struct raft_uv_transport *t, struct raft_mux *m, uint64_t group_id);
+
+/* Releases the transport. Call after the group's raft_close callback (raft has then closed
+ * the transport), or if raft_init never ran. Safe to call twice. */
+void raft_mux_transport_close(struct raft_uv_transport *t);
+
+/* ---- peer link --------------------------------------------------------------------------- */
+
+struct raft_mux_peer_accept {
+    uint64_t node_id;    /* sender's node id from its preamble */
+    const char *address; /* sender's advertised address; valid during the callback */
+    uv_tcp_t *tcp;       /* connected, TCP_NODELAY, not reading, data = NULL; now yours:
+                            uv_close it with raft_mux_handle_free (or raft_free it in your
+                            own close callback) */
+    const void *data;    /* bytes that arrived after the preamble; valid during the callback */
+    size_t len;
+};
+
+typedef void (*raft_mux_peer_accept_cb)(void *arg, const struct raft_mux_peer_accept *acc);
+
+/* Registers the handler for inbound peer-link connections (NULL unregisters; connections are
+ * then closed and logged). */
+void raft_mux_set_peer_handler(struct raft_mux *m, raft_mux_peer_accept_cb cb, void *arg);
+
+struct raft_mux_peer_connect;
+
+/* status 0: tcp is connected, the preamble is written, TCP_NODELAY is on, data = NULL, and it
+ * is yours (close it with raft_mux_handle_free). Otherwise tcp is NULL and status is
+ * PC_EUNAVAIL (refused/unreachable/reset), PC_ETIMEDOUT or PC_ECANCELED. */
+typedef void (*raft_mux_peer_connect_cb)(struct raft_mux_peer_connect *req, uv_tcp_t *tcp,
+                                         int status);
+
+struct raft_mux_peer_connect {
+    void *data;                  /* yours */
+    raft_mux_peer_connect_cb cb; /* set by raft_mux_peer_connect */
+    void *priv_;                 /* the module's; NULL once cb has fired */
+};
+
+/* Dials a peer's cluster port and writes a PEER preamble carrying this node's id and
+ * address. Returns 0 and then cb fires exactly once, always from the loop (never inside this
+ * call); req must live until then. Returns PC_EINVAL (unparsable address), PC_ECLOSED or
+ * PC_EUNAVAIL without ever firing cb. */
+int raft_mux_peer_connect(struct raft_mux *m, struct raft_mux_peer_connect *req,
+                          const char *address, raft_mux_peer_connect_cb cb);
+
+/* Cancels a pending connect: its cb fires later with PC_ECANCELED (unless it already
+ * fired). */
+void raft_mux_peer_connect_cancel(struct raft_mux_peer_connect *req);
+
+#endif
