@@ -11,7 +11,8 @@
 
 /* The post's fate is told by the SIP answer to its INFO (the only signal SIPE shows, XCCOS.md
  * §4.1), so that answer waits for the commit: 200 means the message is durable and was
- * delivered back to its author; anything else means it was not stored. */
+ * delivered back to its author; 500 means the outcome is unknown (the owner failed
+ * mid-replication); anything else means it was not stored. */
 static void post_done(void *arg, const struct room_res *res)
 {
     struct sip_txn *txn = arg;
@@ -21,6 +22,12 @@ static void post_done(void *arg, const struct room_res *res)
         break;
     case PC_ENOTFOUND:
         sip_txn_reply(txn, 404, "The room no longer exists");
+        break;
+    case PC_EUNKNOWN:
+        /* The room's owner failed while the message was being replicated: it is either
+         * committed (and will show in the room) or lost, and nobody can tell yet. */
+        sip_txn_reply(txn, 500, "The room moved to another server while your message was in "
+                                "flight; check the room before sending it again");
         break;
     case PC_ENOSPC:
         sip_txn_reply(txn, 503, "The chat server cannot store messages right now (disk full)");

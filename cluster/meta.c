@@ -305,6 +305,13 @@ uint32_t meta_shard_of(const char *guid, uint32_t shard_count)
         h ^= (uint64_t)tolower((unsigned char)*p);
         h *= 1099511628211ull;
     }
+    /* FNV's low bits mix poorly and shard counts are often powers of two: finish with a
+     * murmur-style avalanche so every input bit reaches the bits the modulo keeps. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return shard_count > 0 ? (uint32_t)(h % shard_count) : 0;
 }
 

@@ -95,7 +95,7 @@ int roomlog_read(struct store *st, uint64_t room_no, uint64_t before, uint64_t u
     uint64_t bound = UINT64_MAX;
     if (before != 0)
         bound = before;
-    if (upto != 0 && upto + 1 < bound)
+    if (upto != 0 && upto != UINT64_MAX && upto + 1 < bound)
         bound = upto + 1;
     uint8_t lo[STORE_MSG_KEY_LEN], hi[STORE_MSG_KEY_LEN];
     store_key_msg(lo, room_no, 0);

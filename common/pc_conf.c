@@ -115,6 +115,7 @@ struct load_ctx {
     char *err;
     size_t errlen;
     bool failed;
+    int failed_line; /* line of the handler's error, to order it against syntax errors */
     FILE *file;
     int line;
 };
@@ -143,6 +144,7 @@ static int on_item(void *user, const char *section, const char *name, const char
         snprintf(c->err, c->errlen, "%s:%d: unknown option [%s] %s (see deploy/pchatd.conf.example)",
                  c->path, lineno, section, name);
         c->failed = true;
+        c->failed_line = lineno;
         return 0;
     }
     char why[160];
@@ -150,6 +152,7 @@ static int on_item(void *user, const char *section, const char *name, const char
         snprintf(c->err, c->errlen, "%s:%d: [%s] %s = '%s': %s", c->path, lineno, section, name,
                  value, why);
         c->failed = true;
+        c->failed_line = lineno;
         return 0;
     }
     return 1;
@@ -158,7 +161,7 @@ static int on_item(void *user, const char *section, const char *name, const char
 bool pc_conf_load(const struct pc_conf_item *table, void *target, const char *path, char *err,
                   size_t errlen)
 {
-    struct load_ctx c = {table, target, path, err, errlen, false, NULL, 0};
+    struct load_ctx c = {table, target, path, err, errlen, false, 0, NULL, 0};
     c.file = fopen(path, "r");
     if (c.file == NULL) {
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
@@ -166,7 +169,9 @@ bool pc_conf_load(const struct pc_conf_item *table, void *target, const char *pa
     }
     int rc = ini_parse_stream(read_line, &c, on_item, &c);
     fclose(c.file);
-    if (c.failed)
+    /* rc is the first bad line of either kind: report a syntax error that comes before the
+     * handler's error (e.g. "[net" then "port = 1" is a broken header, not an unknown option). */
+    if (c.failed && rc == c.failed_line)
         return false;
     if (rc != 0) {
         snprintf(err, errlen, "%s:%d: syntax error (expected 'name = value' or '[section]')", path, rc);

@@ -24,7 +24,8 @@
     X(PC_EDISABLED, 16, "disabled")                                              \
     X(PC_ENOTLEADER, 17, "not the leader")                                       \
     X(PC_ECANCELED, 18, "canceled")                                              \
-    X(PC_EUNAVAIL, 19, "temporarily unavailable")
+    X(PC_EUNAVAIL, 19, "temporarily unavailable")                               \
+    X(PC_EUNKNOWN, 20, "outcome unknown: it may or may not have been committed")
 
 enum {
     PC_OK = 0,

@@ -16,7 +16,7 @@ enum {
     STORE_TAG_ROOM = 'r',     /* 'r' be64(room no) */
     STORE_TAG_USER = 'u',     /* 'u' user-uri */
     STORE_TAG_FOLLOW = 'f',   /* 'f' user-uri 0x00 be64(room no) */
-    STORE_TAG_INVITE = 'i',   /* 'i' user-uri 0x00 be64(room no) */
+    STORE_TAG_INVITE = 'i',   /* 'i' user-uri 0x00 be64(invite id) */
     STORE_TAG_GLOBAL = 'g',   /* 'g' name: counters and server settings */
 };
 size_t store_key_tag_u64(uint8_t *k, uint8_t tag, uint64_t id);

@@ -1,0 +1,294 @@
+/* One raft group on raft_uv over our multiplexed cluster port. Follows the recipe measured
+ * in DESIGN.md §7 and the 0.22.1 pitfalls: transport version 1, a lowered capacity
+ * threshold for small segments, one buffer per raft_apply, and our own barrier after an
+ * election (0.22.1 does not always append a no-op), whose completion is the "ready" signal. */
+#include "cluster/group.h"
+
+#include <errno.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cluster/raft_mux.h"
+#include "common/pc_alloc.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+
+struct group {
+    uv_loop_t *loop;
+    struct group_config cfg;
+    char dir[512];
+    char address[128];
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    /* Leadership is observed after every loop pass: raft has no state-change callback in
+     * 0.22.1, and polling a field is cheaper than any timer. */
+    uv_check_t watch;
+    bool was_leader;
+    bool ready;
+    bool barrier_pending;
+    struct raft_barrier barrier;
+    bool closing;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    int closes_left;
+};
+
+struct proposal {
+    struct raft_apply req;
+    group_apply_cb cb;
+    void *arg;
+};
+
+uint32_t group_id(const struct group *g)
+{
+    return g->cfg.id;
+}
+
+bool group_ready_leader(const struct group *g)
+{
+    return g->ready && !g->closing;
+}
+
+uint64_t group_leader(const struct group *g, const char **address)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader((struct raft *)&g->raft, &id, &addr);
+    if (address != NULL)
+        *address = addr;
+    return id;
+}
+
+void group_status(const struct group *g, struct group_status *out)
+{
+    struct raft *r = (struct raft *)&g->raft;
+    static const char *const roles[] = {"unavailable", "follower", "candidate", "leader"};
+    int st = raft_state(r);
+    out->role = st >= 0 && st <= 3 ? roles[st] : "unknown";
+    out->leader = group_leader(g, NULL);
+    out->term = raft_current_term(r);
+    out->commit_index = raft_commit_index(r);
+    out->last_applied = raft_last_applied(r);
+    out->last_index = raft_last_index(r);
+}
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    struct group *g = req->data;
+    g->barrier_pending = false;
+    if (g->closing)
+        return;
+    if (status == 0 && raft_state(&g->raft) == RAFT_LEADER) {
+        g->ready = true;
+        pc_notice("cluster: group %u: leader for term %llu, ready (applied %llu)", g->cfg.id,
+                  (unsigned long long)raft_current_term(&g->raft),
+                  (unsigned long long)raft_last_applied(&g->raft));
+        g->cfg.leadership(g->cfg.ctx, g, true);
+    }
+    /* A failed barrier means leadership was lost meanwhile: the watch will notice. */
+}
+
+static void watch_cb(uv_check_t *h)
+{
+    struct group *g = h->data;
+    if (g->closing)
+        return;
+    bool leader = raft_state(&g->raft) == RAFT_LEADER;
+    if (leader && !g->was_leader && !g->barrier_pending) {
+        g->barrier.data = g;
+        int rv = raft_barrier(&g->raft, &g->barrier, barrier_done);
+        if (rv == 0)
+            g->barrier_pending = true;
+        else
+            pc_warn("cluster: group %u: barrier after election failed: %s", g->cfg.id,
+                    raft_strerror(rv));
+        g->was_leader = rv == 0; /* retried next pass if it failed */
+    } else if (!leader && g->was_leader) {
+        g->was_leader = false;
+        if (g->ready) {
+            g->ready = false;
+            pc_notice("cluster: group %u: no longer leader (term %llu)", g->cfg.id,
+                      (unsigned long long)raft_current_term(&g->raft));
+            g->cfg.leadership(g->cfg.ctx, g, false);
+        }
+    }
+}
+
+static void apply_done(struct raft_apply *req, int status, void *result)
+{
+    struct proposal *p = req->data;
+    int rc = 0;
+    if (status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN)
+        rc = PC_EUNKNOWN; /* appended, maybe replicated: a new leader may still commit it */
+    else if (status == RAFT_NOTLEADER)
+        rc = PC_ENOTLEADER;
+    else if (status != 0)
+        rc = PC_EIO;
+    p->cb(p->arg, rc, rc == 0 ? result : NULL);
+    pc_free(p);
+}
+
+int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, void *arg)
+{
+    if (g->closing || !g->ready) {
+        raft_free(buf.base);
+        return PC_ENOTLEADER;
+    }
+    struct proposal *p = pc_calloc(1, sizeof *p);
+    p->cb = cb;
+    p->arg = arg;
+    p->req.data = p;
+    int rv = raft_apply(&g->raft, &p->req, &buf, 1, apply_done);
+    if (rv == 0)
+        return 0;
+    pc_free(p);
+    /* Refusals before raft touched the buffer leave it ours; later failures mean raft
+     * already freed it and the instance is no longer trustworthy (0.22.1, see REPORT). */
+    if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE || rv == RAFT_CANTCHANGE) {
+        raft_free(buf.base);
+        if (rv == RAFT_NOSPACE)
+            pc_error("cluster: group %u: raft log has no space: %s", g->cfg.id,
+                     raft_errmsg(&g->raft));
+        return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : PC_EIO;
+    }
+    pc_error("cluster: group %u: raft_apply failed: %s; this node must be restarted", g->cfg.id,
+             raft_strerror(rv));
+    return PC_EIO;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config *cfg,
+                struct group **out, char *errmsg, size_t errlen)
+{
+    struct group *g = pc_calloc(1, sizeof *g);
+    g->loop = loop;
+    g->cfg = *cfg;
+    snprintf(g->dir, sizeof g->dir, "%s", cfg->dir);
+    snprintf(g->address, sizeof g->address, "%s", cfg->self_address);
+    g->cfg.dir = g->dir;
+    g->cfg.self_address = g->address;
+    g->cfg.voters = NULL;
+    unsigned seg = cfg->segment_bytes ? cfg->segment_bytes : 1024 * 1024;
+    int rv;
+    const char *stage = "raft directory";
+    if (mkdir_p(g->dir) != 0) {
+        snprintf(errmsg, errlen, "cannot create raft directory %s: %s", g->dir, strerror(errno));
+        pc_free(g);
+        return PC_EIO;
+    }
+    rv = raft_mux_transport_init(&g->transport, mux, cfg->id);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "group %u: cluster port transport: %s", cfg->id, pc_strerror(rv));
+        pc_free(g);
+        return rv;
+    }
+    stage = "raft_uv_init";
+    rv = raft_uv_init(&g->io, loop, g->dir, &g->transport);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "group %u: %s on %s: %s", cfg->id, stage, g->dir, g->io.errmsg);
+        raft_mux_transport_close(&g->transport);
+        pc_free(g);
+        return PC_EIO;
+    }
+    raft_uv_set_segment_size(&g->io, seg);
+    raft_uv_set_connect_retry_delay(&g->io, 100);
+    rv = raft_init(&g->raft, &g->io, cfg->fsm, cfg->self_id, g->address);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "group %u: raft_init: %s", cfg->id, raft_errmsg(&g->raft));
+        goto fail_io;
+    }
+    g->raft.data = g;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < cfg->n_voters; i++)
+        raft_configuration_add(&conf, cfg->voters[i].id, cfg->voters[i].address, RAFT_VOTER);
+    rv = raft_bootstrap(&g->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) { /* CANTBOOTSTRAP: state exists, a restart */
+        snprintf(errmsg, errlen, "group %u: bootstrap: %s", cfg->id, raft_errmsg(&g->raft));
+        goto fail_raft;
+    }
+    raft_set_election_timeout(&g->raft, cfg->election_ms ? cfg->election_ms : 300);
+    raft_set_heartbeat_timeout(&g->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms : 50);
+    raft_set_pre_vote(&g->raft, true);
+    raft_set_snapshot_threshold(&g->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);
+    raft_set_snapshot_trailing(&g->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 256);
+    /* The default threshold (4 MiB) exceeds what small segments ever leave free: without
+     * this every raft_apply fails with RAFT_NOSPACE (REPORT pitfall 1). */
+    raft_set_capacity_threshold(&g->raft, (unsigned short)(seg / 1024 > 65535 ? 65535 : seg / 1024));
+    rv = raft_start(&g->raft);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "group %u: start: %s (raft directory %s)", cfg->id,
+                 raft_errmsg(&g->raft), g->dir);
+        goto fail_raft;
+    }
+    uv_check_init(loop, &g->watch);
+    g->watch.data = g;
+    uv_check_start(&g->watch, watch_cb);
+    *out = g;
+    return 0;
+
+fail_raft:
+    /* raft_close is asynchronous; a failed start ends the process anyway, so the group is
+     * left to the exit path rather than torn down half-way. */
+    return PC_EIO;
+fail_io:
+    raft_uv_close(&g->io);
+    raft_mux_transport_close(&g->transport);
+    pc_free(g);
+    return PC_EIO;
+}
+
+static void close_step(struct group *g)
+{
+    if (--g->closes_left > 0)
+        return;
+    void (*cb)(void *) = g->close_cb;
+    void *arg = g->close_arg;
+    pc_free(g);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    close_step(h->data);
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct group *g = r->data;
+    raft_uv_close(&g->io);
+    raft_mux_transport_close(&g->transport);
+    close_step(g);
+}
+
+void group_close(struct group *g, void (*cb)(void *arg), void *arg)
+{
+    if (g->closing)
+        return;
+    g->closing = true;
+    g->ready = false;
+    g->close_cb = cb;
+    g->close_arg = arg;
+    g->closes_left = 2;
+    uv_close((uv_handle_t *)&g->watch, watch_closed);
+    raft_close(&g->raft, raft_closed);
+}

@@ -1,0 +1,70 @@
+/* One raft group of this node: canonical raft on raft_uv, carried by the cluster port. */
+#ifndef GROUP_H
+#define GROUP_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct raft_mux;
+struct group;
+
+/* A voter of the group's bootstrap configuration. */
+struct group_voter {
+    uint64_t id;
+    const char *address; /* cluster port "127.0.0.1:7600" */
+};
+
+struct group_config {
+    uint32_t id;               /* 0 = metadata, 1..S = shards; names the group on the wire */
+    const char *dir;           /* raft directory (created if missing) */
+    uint64_t self_id;
+    const char *self_address;
+    const struct group_voter *voters; /* bootstrap configuration (ignored after the first start) */
+    size_t n_voters;
+    unsigned election_ms;      /* 0 = 300 */
+    unsigned heartbeat_ms;     /* 0 = 50 */
+    unsigned segment_bytes;    /* 0 = 1 MiB */
+    unsigned snapshot_threshold; /* entries between snapshots; 0 = 1024 */
+    unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 256 */
+    struct raft_fsm *fsm;
+    /* This node became the group's leader and every earlier entry is applied (ready = true),
+     * or stopped being leader (ready = false). Runs on the loop, never inside raft. */
+    void (*leadership)(void *ctx, struct group *g, bool ready);
+    void *ctx;
+};
+
+/* Creates and starts the group (bootstrapping it on first start). Synchronous disk I/O of
+ * about 30 ms. Returns 0 or PC_E* with a reason in errmsg. */
+int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config *cfg,
+                struct group **out, char *errmsg, size_t errlen);
+
+/* Outcome of a proposal: 0 = committed and applied here (result = what the FSM's apply
+ * stored); PC_ENOTLEADER = refused before it was appended (not committed); PC_EUNKNOWN =
+ * leadership lost after it was appended (it may still commit); PC_EIO = the group failed. */
+typedef void (*group_apply_cb)(void *arg, int status, void *result);
+
+/* Proposes one entry: buf is a framed entry from cluster/entry.h (raft_malloc'd, padded to
+ * 8 bytes); the group owns it from here on, whatever happens. cb fires exactly once, later,
+ * unless this returns non-zero (PC_ENOTLEADER, PC_EIO). Never call from inside a raft
+ * callback (an FSM apply): propose from the loop (a prepare or timer callback). */
+int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, void *arg);
+
+/* True when this node leads the group and has applied everything before its term. */
+bool group_ready_leader(const struct group *g);
+/* The leader as this node knows it (0 when unknown) and its cluster address. */
+uint64_t group_leader(const struct group *g, const char **address);
+uint32_t group_id(const struct group *g);
+
+struct group_status {
+    const char *role; /* "leader", "follower", "candidate", "unavailable" */
+    uint64_t leader, term, commit_index, last_applied, last_index;
+};
+void group_status(const struct group *g, struct group_status *out);
+
+/* Closes raft (pending proposals get PC_EUNKNOWN), its I/O and its transport, then cb. */
+void group_close(struct group *g, void (*cb)(void *arg), void *arg);
+
+#endif
