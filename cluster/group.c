@@ -215,6 +215,8 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         goto fail_io;
     }
     g->raft.data = g;
+    if (cfg->attach != NULL)
+        cfg->attach(cfg->fsm_ctx, &g->raft);
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     for (size_t i = 0; i < cfg->n_voters; i++)

@@ -30,6 +30,11 @@ struct group_config {
     unsigned snapshot_threshold; /* entries between snapshots; 0 = 1024 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 256 */
     struct raft_fsm *fsm;
+    /* Called between raft_init and raft_start: the FSMs read the entry index from the raft
+     * instance (meta_fsm_attach / shard_fsm_attach), and a 1-voter group applies inside
+     * raft_start already. May be NULL. */
+    void (*attach)(void *fsm_ctx, struct raft *r);
+    void *fsm_ctx;
     /* This node became the group's leader and every earlier entry is applied (ready = true),
      * or stopped being leader (ready = false). Runs on the loop, never inside raft. */
     void (*leadership)(void *ctx, struct group *g, bool ready);

@@ -63,6 +63,23 @@ size_t store_key_room_last(uint8_t *k, uint64_t room_no)
     return store_key_tag_u64(k, STORE_TAG_ROOM_LAST, room_no);
 }
 
+size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no)
+{
+    k[0] = STORE_TAG_SHARD_ROOM;
+    pc_be32_write(k + 1, group);
+    pc_be64_write(k + 5, room_no);
+    return 13;
+}
+
+size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t from_seq)
+{
+    k[0] = STORE_TAG_BACKFILL;
+    pc_be32_write(k + 1, group);
+    pc_be64_write(k + 5, room_no);
+    pc_be64_write(k + 13, from_seq);
+    return 21;
+}
+
 void store_key_compl(uint8_t *k, uint32_t group, uint64_t index, uint32_t n)
 {
     pc_be32_write(k, group);

@@ -33,9 +33,17 @@ void store_key_msg_parse(const uint8_t *k, uint64_t *room_no, uint64_t *seq);
 enum {
     STORE_TAG_APPLIED = 'a',   /* 'a' be32(raft group): be64 applied index */
     STORE_TAG_ROOM_LAST = 'l', /* 'l' be64(room no): be64 last sequence number */
+    STORE_TAG_SHARD_ROOM = 's', /* 's' be32(shard group) be64(room no): empty, the room has
+                                   messages in that shard (what a shard snapshot lists) */
+    STORE_TAG_BACKFILL = 'b',  /* 'b' be32(shard group) be64(room no) be64(from seq): be64 to
+                                  seq, messages [from, to] still to fetch from a peer */
 };
 size_t store_key_applied(uint8_t *k, uint32_t group);
 size_t store_key_room_last(uint8_t *k, uint64_t room_no);
+/* 13 bytes; the first 5 are the prefix shared by all of the group's rooms. */
+size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no);
+/* 21 bytes; the first 13 are the prefix of one room's records. */
+size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t from_seq);
 
 /* Compliance column family: be32(raft group) be64(raft index) be32(n-th event of the
  * entry). 16 bytes: the same key, and so the same event id, on every replica. */

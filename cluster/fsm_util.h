@@ -1,0 +1,34 @@
+/* Pieces shared by the metadata and shard state machines (internal to cluster/). */
+#ifndef FSM_UTIL_H
+#define FSM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/pc_bin.h"
+#include "common/pc_buf.h"
+
+struct store;
+struct store_batch;
+
+/* Outcome of applying an entry at an index the store already holds (restart replay). */
+enum { FSM_APPLIED = 0, FSM_SKIPPED = 1 };
+
+/* The group's applied index as stored (0 when none). */
+uint64_t fsm_stored_applied(struct store *st, uint32_t group);
+void fsm_put_applied(struct store_batch *b, uint32_t group, uint64_t index);
+
+/* The smallest key greater than every key starting with prefix, into out (same length).
+ * Returns its length, or 0 when there is none (prefix all 0xff: iterate unbounded). */
+size_t fsm_prefix_end(const uint8_t *prefix, size_t len, uint8_t *out);
+
+/* Snapshot section with the group's compliance events: those the dispatcher has not
+ * confirmed yet are mutable state (DESIGN.md §3.6: a leader change never skips an event),
+ * so a replica that installs a snapshot must get them. Format: (u8 1, bytes key, bytes
+ * value)* u8 0. */
+int fsm_compl_snapshot(struct store *st, uint32_t group, struct pc_buf *out);
+/* Reads that section from r, validating every key and event, and adds to b: delete the
+ * group's events, then put the snapshot's. PC_ECORRUPT on a defect (b is then garbage). */
+int fsm_compl_restore(struct pc_bin_reader *r, uint32_t group, struct store_batch *b);
+
+#endif

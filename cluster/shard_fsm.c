@@ -1,0 +1,331 @@
+/* A shard group's raft_fsm: posts get their room seq at apply, message + counter + compliance
+ * event + applied index in one batch; snapshots carry counters, not history (DESIGN.md §2),
+ * and a replica that installs one back-fills the missing messages from a peer
+ * (shard_backfill.c). */
+#include "cluster/shard_fsm.h"
+#include "cluster/shard_fsm_int.h"
+
+#include <string.h>
+
+#include "cluster/entry.h"
+#include "cluster/fsm_util.h"
+#include "cluster/roomlog.h"
+#include "common/pc_alloc.h"
+#include "common/pc_arena.h"
+#include "common/pc_bin.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+#include "storage/store.h"
+#include "storage/store_keys.h"
+
+enum { SNAP_V1 = 1, MAX_SNAP_ROOMS = 1 << 24 };
+
+
+static void put_room_last(struct store_batch *b, uint64_t room_no, uint64_t last)
+{
+    uint8_t k[16], v[8];
+    pc_be64_write(v, last);
+    store_batch_put(b, STORE_CF_STATE, k, store_key_room_last(k, room_no), v, 8);
+}
+
+static void put_shard_room(struct store_batch *b, uint32_t group, uint64_t room_no)
+{
+    uint8_t k[16];
+    store_batch_put(b, STORE_CF_STATE, k, store_key_shard_room(k, group, room_no), "", 0);
+}
+
+/* ---- apply -------------------------------------------------------------------------------------- */
+
+static void add_post(struct shard_fsm *f, uint64_t index, uint32_t n, const char *node,
+                     struct shard_op *op)
+{
+    struct roomlog_room *r = roomlog_room(&f->log, op->room_no);
+    /* The room's first message makes it one of this shard's rooms, which is what the
+     * snapshot lists; written once, in the batch of that message. */
+    if (r->last == 0)
+        put_shard_room(f->batch, f->cfg.group, op->room_no);
+    op->seq = roomlog_append(&f->log, f->batch, op->room_no, op->ts_us, op->author, op->text);
+    struct compl_event ev = {.type = COMPL_CHAT, .ts_us = op->ts_us, .node = node,
+                             .user = op->author, .room_no = op->room_no,
+                             .room_guid = op->room_guid, .room_name = op->room_name,
+                             .seq = op->seq, .content = op->text};
+    compl_event_put(f->batch, f->cfg.compl_mask, f->cfg.group, index, n, &ev);
+}
+
+int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, size_t len)
+{
+    if (index <= f->applied)
+        return FSM_SKIPPED;
+    struct pc_arena arena = {0};
+    enum entry_kind kind;
+    const void *payload;
+    size_t plen;
+    const char *node = "";
+    struct shard_op *ops = NULL;
+    size_t n = 0;
+    bool ok = entry_decode(p, len, &kind, &payload, &plen) == 0 && kind == ENTRY_SHARD_OPS &&
+              shard_ops_decode(payload, plen, &arena, &node, &ops, &n) == 0;
+    if (!ok) {
+        /* Every replica holds the same committed bytes and skips them the same way. */
+        pc_error("shard %u: entry %llu is not a valid batch of shard ops; skipped",
+                 f->cfg.group, (unsigned long long)index);
+        n = 0;
+    }
+    store_batch_clear(f->batch);
+    for (size_t i = 0; i < n; i++) {
+        /* The event id is (group, index, position in the entry): the same on every replica
+         * and unique, whatever the op. */
+        if (ops[i].kind == SHARD_OP_POST) {
+            add_post(f, index, (uint32_t)i, node, &ops[i]);
+        } else {
+            uint8_t k[STORE_COMPL_KEY_LEN];
+            store_key_compl(k, f->cfg.group, index, (uint32_t)i);
+            store_batch_put(f->batch, STORE_CF_COMPL, k, sizeof k, ops[i].event, ops[i].event_len);
+        }
+    }
+    fsm_put_applied(f->batch, f->cfg.group, index);
+    /* No fsync: raft's log is durable and replays whatever the store lost; the applied index
+     * in the same batch makes that replay skip what is stored. */
+    int rc = store_write(f->cfg.st, f->batch, false);
+    store_batch_clear(f->batch);
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind != SHARD_OP_POST)
+            continue;
+        struct roomlog_room *r = roomlog_room(&f->log, ops[i].room_no);
+        if (rc == 0)
+            r->durable = r->last;
+        else
+            r->last = r->durable; /* hand the seqs back: a retry assigns them again */
+    }
+    if (rc != 0) {
+        pc_error("shard %u: storing entry %llu failed: %s", f->cfg.group,
+                 (unsigned long long)index, pc_strerror(rc));
+        pc_arena_free(&arena);
+        return PC_EIO;
+    }
+    f->applied = index;
+    if (f->cfg.applied != NULL)
+        f->cfg.applied(f->cfg.ctx, index, ops, n);
+    pc_arena_free(&arena);
+    return FSM_APPLIED;
+}
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    struct shard_fsm *f = rf->data;
+    *result = NULL;
+    if (f->raft == NULL) {
+        pc_error("shard %u: apply before shard_fsm_attach", f->cfg.group);
+        return RAFT_INVALID;
+    }
+    int rc = shard_fsm_apply_entry(f, raft_last_applied(f->raft) + 1, buf->base, buf->len);
+    return rc < 0 ? RAFT_IOERR : 0;
+}
+
+/* ---- snapshot and restore ----------------------------------------------------------------------- */
+
+/* The group's rooms: the 's' records of the state family. */
+static struct store_iter *rooms_iter(struct shard_fsm *f)
+{
+    uint8_t lo[16], hi[16];
+    store_key_shard_room(lo, f->cfg.group, 0);
+    size_t hlen = fsm_prefix_end(lo, 5, hi);
+    return store_iter_new(f->cfg.st, STORE_CF_STATE, lo, 5, hi, hlen);
+}
+
+static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct shard_fsm *f = rf->data;
+    /* Raft may drop log entries up to here once the snapshot is stored: what they did must
+     * be durable in RocksDB first. */
+    int rc = store_sync(f->cfg.st);
+    if (rc != 0)
+        return RAFT_IOERR;
+    /* Not the history: it is immutable and large. Per room only "complete up to seq N". */
+    struct pc_buf b = {0};
+    pc_bin_put_u8(&b, SNAP_V1);
+    pc_bin_put_uv(&b, f->applied);
+    struct store_iter *it = rooms_iter(f);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        struct pc_str k = store_iter_key(it);
+        if (k.len != 13)
+            continue;
+        uint64_t room_no = pc_be64_read((const uint8_t *)k.p + 5);
+        pc_bin_put_u8(&b, 1);
+        pc_bin_put_uv(&b, room_no);
+        pc_bin_put_uv(&b, roomlog_room(&f->log, room_no)->last);
+    }
+    pc_bin_put_u8(&b, 0);
+    rc = store_iter_status(it);
+    store_iter_free(it);
+    if (rc == 0)
+        rc = fsm_compl_snapshot(f->cfg.st, f->cfg.group, &b);
+    struct raft_buffer out = {0};
+    if (rc == 0)
+        rc = entry_encode(ENTRY_SHARD_SNAP, b.data, b.len, &out);
+    pc_buf_free(&b);
+    if (rc != 0)
+        return rc == PC_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+    /* Version 2 without snapshot_finalize: raft owns the array and the buffer. */
+    *bufs = raft_malloc(sizeof **bufs);
+    if (*bufs == NULL) {
+        raft_free(out.base);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0] = out;
+    *n_bufs = 1;
+    return 0;
+}
+
+struct snap_room {
+    uint64_t room_no, last, have; /* have: last seq stored here before the install */
+};
+
+/* Parses the snapshot fully into a batch before writing anything: a corrupt snapshot
+ * changes nothing. */
+static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
+{
+    enum entry_kind kind;
+    const void *payload;
+    size_t plen;
+    if (entry_decode(p, len, &kind, &payload, &plen) != 0 || kind != ENTRY_SHARD_SNAP)
+        return PC_ECORRUPT;
+    struct pc_bin_reader r;
+    pc_bin_reader_init(&r, payload, plen);
+    if (pc_bin_get_u8(&r) != SNAP_V1)
+        return PC_ECORRUPT;
+    uint64_t applied = pc_bin_get_uv(&r);
+    if (r.err != 0)
+        return PC_ECORRUPT;
+    /* At start raft restores its last snapshot, but the store already holds every entry it
+     * applied, which is at least that far: nothing to do. */
+    if (applied <= f->applied)
+        return 0;
+    struct snap_room *rooms = NULL;
+    size_t n = 0, cap = 0;
+    struct store_batch *b = f->batch;
+    store_batch_clear(b);
+    for (;;) {
+        uint8_t more = pc_bin_get_u8(&r);
+        if (r.err != 0 || more == 0)
+            break;
+        uint64_t room_no = pc_bin_get_uv(&r), last = pc_bin_get_uv(&r);
+        if (r.err == 0 && (more != 1 || room_no == 0 || last == UINT64_MAX || n >= MAX_SNAP_ROOMS))
+            r.err = PC_ECORRUPT;
+        if (r.err != 0)
+            break;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            rooms = pc_realloc(rooms, cap * sizeof *rooms);
+        }
+        uint64_t have = roomlog_room(&f->log, room_no)->last;
+        rooms[n++] = (struct snap_room){room_no, last, have};
+        if (have > last)
+            pc_warn("shard %u: room %llu has seq %llu here but the snapshot ends at %llu",
+                    f->cfg.group, (unsigned long long)room_no, (unsigned long long)have,
+                    (unsigned long long)last);
+        if (last > have) {
+            /* Messages (have, last] were committed while this replica was behind and are no
+             * longer in anyone's raft log: remember to fetch them from a peer. */
+            uint8_t k[24], v[8];
+            pc_be64_write(v, last);
+            store_batch_put(b, STORE_CF_STATE, k,
+                            store_key_backfill(k, f->cfg.group, room_no, have + 1), v, 8);
+        }
+        put_room_last(b, room_no, last);
+        put_shard_room(b, f->cfg.group, room_no);
+    }
+    int rc = r.err != 0 ? PC_ECORRUPT : fsm_compl_restore(&r, f->cfg.group, b);
+    if (rc == 0 && !pc_bin_at_end(&r))
+        rc = PC_ECORRUPT;
+    if (rc == 0) {
+        fsm_put_applied(b, f->cfg.group, applied);
+        /* Synced: raft considers the snapshot installed once this returns. */
+        rc = store_write(f->cfg.st, b, true);
+    }
+    store_batch_clear(b);
+    if (rc == 0) {
+        f->applied = applied;
+        /* The counters continue from the snapshot: the next post gets last + 1, exactly as
+         * on the replicas that applied every entry. */
+        for (size_t i = 0; i < n; i++) {
+            struct roomlog_room *rr = roomlog_room(&f->log, rooms[i].room_no);
+            rr->last = rr->durable = rooms[i].last;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (rooms[i].last > rooms[i].have && f->cfg.backfill_needed != NULL)
+                f->cfg.backfill_needed(f->cfg.ctx, rooms[i].room_no, rooms[i].have + 1,
+                                       rooms[i].last);
+    }
+    pc_free(rooms);
+    return rc;
+}
+
+static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct shard_fsm *f = rf->data;
+    int rc = restore_bytes(f, buf->base, buf->len);
+    if (rc != 0) {
+        pc_error("shard %u: cannot install snapshot: %s", f->cfg.group, pc_strerror(rc));
+        return rc == PC_ECORRUPT ? RAFT_CORRUPT : RAFT_IOERR; /* raft frees buf */
+    }
+    raft_free(buf->base); /* on success the FSM owns it */
+    return 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------- */
+
+int shard_fsm_create(const struct shard_fsm_config *cfg, struct shard_fsm **out)
+{
+    struct shard_fsm *f = pc_calloc(1, sizeof *f);
+    f->cfg = *cfg;
+    roomlog_init(&f->log, cfg->st);
+    f->applied = fsm_stored_applied(cfg->st, cfg->group);
+    f->batch = store_batch_new(cfg->st);
+    f->fsm.version = 2;
+    f->fsm.data = f;
+    f->fsm.apply = fsm_apply;
+    f->fsm.snapshot = fsm_snapshot;
+    f->fsm.restore = fsm_restore;
+    *out = f;
+    return 0;
+}
+
+void shard_fsm_destroy(struct shard_fsm *f)
+{
+    if (f == NULL)
+        return;
+    store_batch_free(f->batch);
+    roomlog_free(&f->log);
+    pc_free(f);
+}
+
+struct raft_fsm *shard_fsm_raft(struct shard_fsm *f)
+{
+    return &f->fsm;
+}
+
+void shard_fsm_attach(struct shard_fsm *f, struct raft *r)
+{
+    f->raft = r;
+}
+
+uint64_t shard_fsm_applied_index(const struct shard_fsm *f)
+{
+    return f->applied;
+}
+
+uint64_t shard_fsm_room_last(struct shard_fsm *f, uint64_t room_no)
+{
+    return roomlog_room(&f->log, room_no)->last;
+}
+
+int shard_fsm_entry(const char *node, const struct shard_op *ops, size_t n,
+                    struct raft_buffer *out)
+{
+    struct pc_buf b = {0};
+    shard_ops_encode(node, ops, n, &b);
+    int rc = entry_encode(ENTRY_SHARD_OPS, b.data, b.len, out);
+    pc_buf_free(&b);
+    return rc;
+}

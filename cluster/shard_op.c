@@ -1,0 +1,96 @@
+/* Binary form of shard op batches (the payload of an ENTRY_SHARD_OPS raft entry). */
+#include "cluster/shard_op.h"
+
+#include <string.h>
+
+#include "common/pc_arena.h"
+#include "common/pc_bin.h"
+#include "common/pc_err.h"
+
+enum { OPS_V1 = 1 };
+
+void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out)
+{
+    pc_bin_put_u8(out, OPS_V1);
+    pc_bin_put_str(out, node);
+    pc_bin_put_uv(out, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct shard_op *op = &ops[i];
+        pc_bin_put_u8(out, (uint8_t)op->kind);
+        pc_bin_put_uv(out, op->tag);
+        if (op->kind == SHARD_OP_POST) {
+            pc_bin_put_uv(out, op->room_no);
+            pc_bin_put_sv(out, op->ts_us);
+            pc_bin_put_str(out, op->author);
+            pc_bin_put_str(out, op->text);
+            pc_bin_put_str(out, op->room_guid);
+            pc_bin_put_str(out, op->room_name);
+        } else {
+            pc_bin_put_bytes(out, op->event, op->event_len);
+        }
+    }
+}
+
+/* A NUL-terminated arena copy of a length-prefixed string; sets r->err when it is longer
+ * than max or holds a NUL (it could not be a C string everywhere else). */
+static const char *get_str(struct pc_bin_reader *r, struct pc_arena *a, size_t max)
+{
+    struct pc_str s = pc_bin_get_bytes(r);
+    if (r->err == 0 && (s.len > max || memchr(s.p, '\0', s.len) != NULL))
+        r->err = PC_ECORRUPT;
+    if (r->err != 0)
+        return "";
+    return pc_arena_strndup(a, s.p, s.len);
+}
+
+int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const char **node,
+                     struct shard_op **ops, size_t *n)
+{
+    struct pc_bin_reader r;
+    pc_bin_reader_init(&r, p, len);
+    *ops = NULL;
+    *n = 0;
+    *node = "";
+    if (pc_bin_get_u8(&r) != OPS_V1)
+        return PC_ECORRUPT;
+    const char *nd = get_str(&r, arena, SHARD_MAX_URI);
+    uint64_t count = pc_bin_get_uv(&r);
+    /* Each op takes at least 3 bytes, so a count above the remaining length is a lie: check
+     * it before allocating count slots. */
+    if (r.err != 0 || count > SHARD_MAX_OPS || count > (uint64_t)(r.end - r.p))
+        return PC_ECORRUPT;
+    struct shard_op *v = count ? pc_arena_alloc(arena, count * sizeof *v) : NULL;
+    for (uint64_t i = 0; i < count && r.err == 0; i++) {
+        struct shard_op *op = &v[i];
+        uint8_t kind = pc_bin_get_u8(&r);
+        op->tag = pc_bin_get_uv(&r);
+        if (kind == SHARD_OP_POST) {
+            op->kind = SHARD_OP_POST;
+            op->room_no = pc_bin_get_uv(&r);
+            op->ts_us = pc_bin_get_sv(&r);
+            op->author = get_str(&r, arena, SHARD_MAX_URI);
+            op->text = get_str(&r, arena, SHARD_MAX_TEXT);
+            op->room_guid = get_str(&r, arena, SHARD_MAX_NAME);
+            op->room_name = get_str(&r, arena, SHARD_MAX_NAME);
+            if (r.err == 0 && (op->room_no == 0 || op->author[0] == '\0'))
+                r.err = PC_ECORRUPT;
+        } else if (kind == SHARD_OP_EVENT) {
+            op->kind = SHARD_OP_EVENT;
+            struct pc_str e = pc_bin_get_bytes(&r);
+            /* Stored as-is, but only if it is an event the dispatcher will be able to read. */
+            if (r.err == 0 && compl_event_decode(e.p, e.len, &op->ev, arena) != 0)
+                r.err = PC_ECORRUPT;
+            op->event = e.p;
+            op->event_len = e.len;
+            op->room_no = op->ev.room_no;
+        } else {
+            r.err = PC_ECORRUPT;
+        }
+    }
+    if (r.err != 0 || !pc_bin_at_end(&r))
+        return PC_ECORRUPT;
+    *node = nd;
+    *ops = v;
+    *n = (size_t)count;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* The operations a shard raft group orders: one raft entry carries a batch of them. */
+#ifndef SHARD_OP_H
+#define SHARD_OP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/pc_buf.h"
+#include "compliance/compl_event.h"
+
+struct pc_arena;
+
+enum shard_op_kind {
+    SHARD_OP_POST = 1,  /* append a message to a room */
+    SHARD_OP_EVENT = 2, /* store a compliance event (join, part, read) as proposed */
+};
+
+/* Everything apply needs travels inside the op, chosen by the proposer (the shard leader):
+ * apply is deterministic and never reads a clock or another group's state, so every
+ * replica stores the same bytes. */
+struct shard_op {
+    enum shard_op_kind kind;
+    uint64_t tag;          /* opaque to the FSM: lets the leader match results to requests */
+    uint64_t room_no;      /* POST; EVENT: the event's room (filled by decode) */
+    int64_t ts_us;         /* POST: server time stamped by the proposer */
+    const char *author;    /* POST */
+    const char *text;      /* POST */
+    const char *room_guid; /* POST: for the compliance record ("" allowed); the room may */
+    const char *room_name; /*   be renamed or gone when the event is read */
+    const void *event;     /* EVENT: compl_event_encode bytes */
+    size_t event_len;
+    struct compl_event ev; /* EVENT: decoded view (filled by decode) */
+    uint64_t seq;          /* POST: the seq apply assigned (output) */
+};
+
+/* Limits enforced by decode (a batch is untrusted bytes). */
+#define SHARD_MAX_OPS 65536
+#define SHARD_MAX_TEXT (1u << 20)
+#define SHARD_MAX_URI 256
+#define SHARD_MAX_NAME 1024
+
+/* Serialises a batch proposed by node (its label goes into the compliance records). */
+void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out);
+
+/* Parses a batch from untrusted bytes. Strings are copied into arena; EVENT bytes point into
+ * p (borrowed: p must outlive the ops). PC_ECORRUPT on any defect. */
+int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const char **node,
+                     struct shard_op **ops, size_t *n);
+
+#endif
