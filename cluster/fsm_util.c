@@ -97,3 +97,22 @@ int fsm_compl_restore(struct pc_bin_reader *r, uint32_t group, struct store_batc
         rc = PC_ECORRUPT;
     return rc;
 }
+
+int fsm_snapshot_hand_over(int rc, enum entry_kind kind, struct pc_buf *body,
+                           struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct raft_buffer out = {0};
+    if (rc == 0)
+        rc = entry_encode(kind, body->data, body->len, &out);
+    pc_buf_free(body);
+    if (rc != 0)
+        return rc == PC_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+    *bufs = raft_malloc(sizeof **bufs);
+    if (*bufs == NULL) {
+        raft_free(out.base);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0] = out;
+    *n_bufs = 1;
+    return 0;
+}

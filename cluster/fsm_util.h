@@ -8,6 +8,10 @@
 #include "common/pc_bin.h"
 #include "common/pc_buf.h"
 
+#include <raft.h>
+
+#include "cluster/entry.h"
+
 struct store;
 struct store_batch;
 
@@ -30,5 +34,11 @@ int fsm_compl_snapshot(struct store *st, uint32_t group, struct pc_buf *out);
 /* Reads that section from r, validating every key and event, and adds to b: delete the
  * group's events, then put the snapshot's. PC_ECORRUPT on a defect (b is then garbage). */
 int fsm_compl_restore(struct pc_bin_reader *r, uint32_t group, struct store_batch *b);
+
+/* Ends an FSM snapshot callback: unless rc already failed, frames body as one entry of kind
+ * and hands it to raft as the single snapshot buffer (version 2 without snapshot_finalize:
+ * raft owns the array and the buffer). Frees body. Returns 0 or a RAFT_* code. */
+int fsm_snapshot_hand_over(int rc, enum entry_kind kind, struct pc_buf *body,
+                           struct raft_buffer *bufs[], unsigned *n_bufs);
 
 #endif

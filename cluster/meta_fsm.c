@@ -151,21 +151,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     store_iter_free(it);
     if (rc == 0)
         rc = fsm_compl_snapshot(f->cfg.st, META_GROUP, &b);
-    struct raft_buffer out = {0};
-    if (rc == 0)
-        rc = entry_encode(ENTRY_META_SNAP, b.data, b.len, &out);
-    pc_buf_free(&b);
-    if (rc != 0)
-        return rc == PC_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
-    /* Version 2 without snapshot_finalize: raft owns the array and the buffer. */
-    *bufs = raft_malloc(sizeof **bufs);
-    if (*bufs == NULL) {
-        raft_free(out.base);
-        return RAFT_NOMEM;
-    }
-    (*bufs)[0] = out;
-    *n_bufs = 1;
-    return 0;
+    return fsm_snapshot_hand_over(rc, ENTRY_META_SNAP, &b, bufs, n_bufs);
 }
 
 /* Parses a snapshot fully into a batch before anything is written, so a corrupt snapshot
