@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -89,9 +90,17 @@ void tl_node_start(struct tl_node *n)
 {
     char bin[512];
     snprintf(bin, sizeof bin, "%s/bin/pchatd", build_dir());
+    if (port_open(n->sip_port))
+        fail_msg("port %d is already taken (a stray pchatd from an earlier run?): "
+                 "stop it or set PCHAT_TEST_PORT_BASE", n->sip_port);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* A test that fails half-way must not leave nodes behind holding ports. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -218,6 +227,9 @@ static void wake(uv_timer_t *t)
 static void run_once(unsigned ms)
 {
     uv_timer_t t;
+    /* The loop's clock is cached: without a refresh the timer may count from a stale time,
+     * fire at once, and leave UV_RUN_ONCE blocking with no timer at all. */
+    uv_update_time(tl_loop());
     uv_timer_init(tl_loop(), &t);
     uv_timer_start(&t, wake, ms, 0);
     uv_run(tl_loop(), UV_RUN_ONCE);

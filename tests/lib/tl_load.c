@@ -214,6 +214,8 @@ static void step(struct tl_poster *p, bool posting)
         s->cseq = pcc_post(p->c->pcc, p->room, s->text);
         s->busy = true;
         p->st.sent++;
+        if (s->cseq == 0) /* the client was not ready: nothing went out */
+            finish(p, s, "F", "client not ready, not sent");
     }
 }
 
