@@ -116,3 +116,18 @@ int fsm_snapshot_hand_over(int rc, enum entry_kind kind, struct pc_buf *body,
     *n_bufs = 1;
     return 0;
 }
+
+int fsm_snapshot_open(const void *p, size_t len, enum entry_kind kind, uint8_t version,
+                      struct pc_bin_reader *r, uint64_t *applied)
+{
+    enum entry_kind got;
+    const void *payload;
+    size_t plen;
+    if (entry_decode(p, len, &got, &payload, &plen) != 0 || got != kind)
+        return PC_ECORRUPT;
+    pc_bin_reader_init(r, payload, plen);
+    if (pc_bin_get_u8(r) != version)
+        return PC_ECORRUPT;
+    *applied = pc_bin_get_uv(r);
+    return r->err != 0 ? PC_ECORRUPT : 0;
+}

@@ -41,4 +41,10 @@ int fsm_compl_restore(struct pc_bin_reader *r, uint32_t group, struct store_batc
 int fsm_snapshot_hand_over(int rc, enum entry_kind kind, struct pc_buf *body,
                            struct raft_buffer *bufs[], unsigned *n_bufs);
 
+/* Starts reading a snapshot written by the same FSM: checks the entry framing, its kind
+ * and the version byte, reads the applied index, and leaves r at the FSM's own sections.
+ * PC_ECORRUPT on any defect. */
+int fsm_snapshot_open(const void *p, size_t len, enum entry_kind kind, uint8_t version,
+                      struct pc_bin_reader *r, uint64_t *applied);
+
 #endif

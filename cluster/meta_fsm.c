@@ -158,17 +158,9 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
  * changes nothing. */
 static int restore_bytes(struct meta_fsm *f, const void *p, size_t len)
 {
-    enum entry_kind kind;
-    const void *payload;
-    size_t plen;
-    if (entry_decode(p, len, &kind, &payload, &plen) != 0 || kind != ENTRY_META_SNAP)
-        return PC_ECORRUPT;
     struct pc_bin_reader r;
-    pc_bin_reader_init(&r, payload, plen);
-    if (pc_bin_get_u8(&r) != SNAP_V1)
-        return PC_ECORRUPT;
-    uint64_t applied = pc_bin_get_uv(&r);
-    if (r.err != 0)
+    uint64_t applied;
+    if (fsm_snapshot_open(p, len, ENTRY_META_SNAP, SNAP_V1, &r, &applied) != 0)
         return PC_ECORRUPT;
     /* At start raft restores its last snapshot, but the store is usually past it already
      * (it holds every applied entry): restoring would only move it backwards. */

@@ -171,17 +171,9 @@ struct snap_room {
  * changes nothing. */
 static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
 {
-    enum entry_kind kind;
-    const void *payload;
-    size_t plen;
-    if (entry_decode(p, len, &kind, &payload, &plen) != 0 || kind != ENTRY_SHARD_SNAP)
-        return PC_ECORRUPT;
     struct pc_bin_reader r;
-    pc_bin_reader_init(&r, payload, plen);
-    if (pc_bin_get_u8(&r) != SNAP_V1)
-        return PC_ECORRUPT;
-    uint64_t applied = pc_bin_get_uv(&r);
-    if (r.err != 0)
+    uint64_t applied;
+    if (fsm_snapshot_open(p, len, ENTRY_SHARD_SNAP, SNAP_V1, &r, &applied) != 0)
         return PC_ECORRUPT;
     /* At start raft restores its last snapshot, but the store already holds every entry it
      * applied, which is at least that far: nothing to do. */
