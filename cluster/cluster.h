@@ -50,6 +50,8 @@ struct room_req {
     uint64_t upto;       /* HISTORY: inclusive upper bound on seq (0 = none), so that the
                             history a joiner reads ends where its live delivery begins */
     bool record_read;    /* HISTORY: write a compliance "read" event */
+    bool any_replica;    /* HISTORY: any replica answers from its own store, owner or not
+                            (a replica back-filling history after a snapshot install) */
 };
 
 struct room_res {
@@ -86,10 +88,24 @@ struct cluster_sink {
 
 typedef void (*meta_cb)(void *arg, const struct meta_result *res);
 
+/* A voting node of the pool. */
+struct cluster_node {
+    uint64_t id;
+    const char *address; /* its cluster port, "10.0.0.1:7600" */
+};
+
 struct cluster_config {
     const char *node_label;
     const char *data_dir;
-    bool fsync;                  /* durable before acknowledging (default) */
+    uint64_t node_id;
+    const char *address;         /* this node's cluster port (listen and advertise) */
+    const struct cluster_node *nodes; /* the pool's voters at creation, this node included;
+                                    none = a pool of this node alone */
+    size_t n_nodes;
+    unsigned election_ms;        /* raft election timeout */
+    unsigned heartbeat_ms;
+    unsigned segment_bytes;      /* raft log segment size */
+    unsigned snapshot_entries;   /* raft entries between snapshots */
     unsigned max_pending_posts;  /* posts waiting for commit before PC_EBUSY */
     unsigned max_history;        /* cap on HISTORY count */
     uint32_t shard_count;        /* for a new pool */
@@ -130,5 +146,30 @@ void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
 
 /* The node's store, for administrative reads (export, status). */
 struct store *cluster_store(const struct cluster *cl);
+
+/* True once the pool's metadata is initialised on this replica (domain and shard count
+ * set), and whether this node is the metadata group's ready leader. */
+bool cluster_meta_ready(const struct cluster *cl);
+bool cluster_meta_leader(const struct cluster *cl);
+
+/* One raft group as this node sees it (pchatctl pool status). */
+struct cluster_group_info {
+    uint32_t id;      /* 0 = metadata, 1..S = shards */
+    const char *role; /* "leader", "follower", "candidate", "unavailable" */
+    bool ready;       /* leader with everything of earlier terms applied */
+    uint64_t leader, term, commit_index, last_applied, last_index;
+};
+/* Fills up to max entries; returns the number of groups. */
+size_t cluster_groups(const struct cluster *cl, struct cluster_group_info *out, size_t max);
+
+struct cluster_peer_info {
+    uint64_t id;
+    const char *address;
+    bool up;                /* our outbound peer link to it is connected */
+    uint64_t sent, received, reconnects, dropped;
+    size_t queued_bytes;
+};
+size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);
+uint64_t cluster_node_id(const struct cluster *cl);
 
 #endif

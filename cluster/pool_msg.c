@@ -26,6 +26,8 @@ const char *pool_msg_type_name(uint8_t type)
         return "META_RES";
     case POOL_MSG_SUBSCRIBE:
         return "SUBSCRIBE";
+    case POOL_MSG_RESYNC:
+        return "RESYNC";
     }
     return "UNKNOWN";
 }
@@ -131,7 +133,7 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req->count);
     pc_bin_put_uv(out, req->before);
     pc_bin_put_uv(out, req->upto);
-    pc_bin_put_u8(out, req->record_read ? 1 : 0);
+    pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0)));
 }
 
 int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
@@ -154,10 +156,11 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     q->count = (uint32_t)get_bounded(&r, UINT32_MAX);
     q->before = pc_bin_get_uv(&r);
     q->upto = pc_bin_get_uv(&r);
-    uint8_t rr = pc_bin_get_u8(&r);
-    if (rr > 1)
+    uint8_t flags = pc_bin_get_u8(&r);
+    if (flags > 3)
         fail(&r);
-    q->record_read = rr == 1;
+    q->record_read = (flags & 1) != 0;
+    q->any_replica = (flags & 2) != 0;
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);
@@ -348,6 +351,7 @@ void pool_subscribe_encode(struct pc_buf *out, const struct pool_subscribe *sub)
         pc_bin_put_uv(out, sub->sessions[i].session);
         pc_bin_put_str(out, sub->sessions[i].user);
     }
+    pc_bin_put_uv(out, sub->req_id);
 }
 
 int pool_subscribe_decode(const void *p, size_t len, struct pc_arena *arena,
@@ -369,8 +373,24 @@ int pool_subscribe_decode(const void *p, size_t len, struct pc_arena *arena,
         out->sessions = s;
         out->n_sessions = n;
     }
+    out->req_id = pc_bin_get_uv(&r);
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+/* ---- 7 RESYNC ----------------------------------------------------------------------------- */
+
+void pool_resync_encode(struct pc_buf *out)
+{
+    pc_bin_put_u8(out, POOL_MSG_V1);
+}
+
+int pool_resync_decode(const void *p, size_t len)
+{
+    struct pc_bin_reader r;
+    pc_bin_reader_init(&r, p, len);
+    get_version(&r);
+    return finish(&r);
 }

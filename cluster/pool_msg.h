@@ -30,6 +30,7 @@ enum pool_msg_type {
     POOL_MSG_META_REQ = 4,   /* a metadata change forwarded to the meta leader */
     POOL_MSG_META_RES = 5,   /* its result */
     POOL_MSG_SUBSCRIBE = 6,  /* a node (re)announcing its sessions in a room to its owner */
+    POOL_MSG_RESYNC = 7,     /* owner -> node: announce again every room you have with me */
 };
 
 enum {
@@ -91,7 +92,9 @@ int pool_meta_res_decode(const void *p, size_t len, struct pc_arena *arena,
                          struct pool_meta_res *out);
 
 /* 6 SUBSCRIBE: the sessions a node has in a room, announced to the room's (new) owner,
- * with the last seq the node delivered to them. */
+ * with the last seq the node delivered to them. The owner answers with a ROOM_RES carrying
+ * req_id: status 0 and seq = the last seq it will not send (the asker skips to it), then
+ * the messages after it as ROOM_EVENTs; or PC_ENOTOWNER. */
 struct pool_sub_session {
     uint64_t session;
     const char *user;
@@ -101,9 +104,16 @@ struct pool_subscribe {
     uint64_t last_delivered;
     const struct pool_sub_session *sessions; /* NULL when n_sessions is 0 */
     size_t n_sessions;
+    uint64_t req_id;
 };
 void pool_subscribe_encode(struct pc_buf *out, const struct pool_subscribe *sub);
 int pool_subscribe_decode(const void *p, size_t len, struct pc_arena *arena,
                           struct pool_subscribe *out);
+
+/* 7 RESYNC: no fields. The owner's link to the node was down, so the owner dropped that
+ * node's sessions (and maybe events meant for it): the node re-sends SUBSCRIBE for every
+ * room it has with this owner. */
+void pool_resync_encode(struct pc_buf *out);
+int pool_resync_decode(const void *p, size_t len);
 
 #endif

@@ -28,6 +28,10 @@ struct node {
     bool stopping;
     int exit_code;
     size_t seed_step;
+    uv_timer_t seed_timer;
+    bool seed_timer_on;
+    struct cluster_node *nodes;
+    size_t n_nodes;
     char chat_uri[300];
 };
 
@@ -46,6 +50,7 @@ static void usage(FILE *out)
 static void cluster_closed(void *arg)
 {
     struct node *n = arg;
+    n->cl = NULL;
     chat_service_free(n->svc);
     n->svc = NULL;
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -68,6 +73,10 @@ static void stop(struct node *n, const char *why)
     pc_notice("pchatd: stopping (%s)", why);
     if (n->admin != NULL)
         admin_sock_stop(n->admin);
+    if (n->seed_timer_on) {
+        n->seed_timer_on = false;
+        uv_close((uv_handle_t *)&n->seed_timer, NULL);
+    }
     if (n->sip != NULL)
         sip_server_stop(n->sip, sip_stopped, n);
     else if (n->cl != NULL)
@@ -134,11 +143,33 @@ static void seed_next(struct node *n)
     json_decref(req);
 }
 
-static void seed_if_fresh(struct node *n)
+/* The demo content is created once per pool, by the metadata leader, as soon as the pool
+ * is initialised; every other node only reports it present (tests and deploy/pool wait for
+ * that line). */
+static void seed_poll(uv_timer_t *t)
 {
-    if (!n->conf.seed_demo || meta_category_by_name(cluster_meta(n->cl), "General") != NULL)
+    struct node *n = t->data;
+    if (n->stopping || !cluster_meta_ready(n->cl))
         return;
-    seed_next(n);
+    bool present = meta_category_by_name(cluster_meta(n->cl), "General") != NULL;
+    if (!present && !cluster_meta_leader(n->cl))
+        return;
+    n->seed_timer_on = false;
+    uv_close((uv_handle_t *)&n->seed_timer, NULL);
+    if (present)
+        pc_notice("seed: demo content present (category General, room Lobby)");
+    else
+        seed_next(n);
+}
+
+static void seed_when_ready(struct node *n)
+{
+    if (!n->conf.seed_demo)
+        return;
+    uv_timer_init(&n->loop, &n->seed_timer);
+    n->seed_timer.data = n;
+    n->seed_timer_on = true;
+    uv_timer_start(&n->seed_timer, seed_poll, 0, 20);
 }
 
 /* ---- start-up ---------------------------------------------------------------------------- */
@@ -164,8 +195,17 @@ static int start(struct node *n)
 
     unsigned classes = 0;
     compl_classes_parse(c->compliance_capture, &classes);
+    if (!pchatd_conf_peers(c, &n->nodes, &n->n_nodes, err, sizeof err)) {
+        pc_error("pchatd: %s", err);
+        return PC_EINVAL;
+    }
     struct cluster_config kc = {.node_label = c->node_name, .data_dir = c->data_dir,
-                                .fsync = c->cluster_fsync,
+                                .node_id = (uint64_t)c->node_id, .address = c->cluster_listen,
+                                .nodes = n->nodes, .n_nodes = n->n_nodes,
+                                .election_ms = (unsigned)c->cluster_election_ms,
+                                .heartbeat_ms = (unsigned)c->cluster_heartbeat_ms,
+                                .segment_bytes = (unsigned)c->cluster_segment_bytes,
+                                .snapshot_entries = (unsigned)c->cluster_snapshot_entries,
                                 .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
@@ -214,7 +254,7 @@ static int start(struct node *n)
     if (strcmp(c->auth_mode, "off") == 0)
         pc_warn("pchatd: AUTHENTICATION IS OFF: anyone who can reach port %d may sign in as any "
                 "user of %s. Set [auth] mode = digest for real use.", c->sip_tcp_port, c->domain);
-    seed_if_fresh(n);
+    seed_when_ready(n);
     pc_notice("pchatd: node %s ready: %s via sip:%s:%d;transport=tcp", c->node_name, n->chat_uri,
               c->sip_listen, c->sip_tcp_port);
     return 0;
@@ -288,6 +328,7 @@ int main(int argc, char **argv)
     int rc = uv_loop_close(&n.loop);
     if (rc != 0)
         pc_error("pchatd: handles left open at exit (%s)", uv_strerror(rc));
+    pchatd_conf_peers_free(n.nodes, n.n_nodes);
     pchatd_conf_free(&n.conf);
     return n.exit_code;
 }

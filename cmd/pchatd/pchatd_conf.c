@@ -1,8 +1,10 @@
 #include "cmd/pchatd/pchatd_conf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "common/pc_log.h"
 #include "compliance/compl_event.h"
 
@@ -55,8 +57,19 @@ const struct pc_conf_item pchatd_conf_table[] = {
 
     {"cluster", "shards", PC_CONF_INT, F(cluster_shards), "16", 1, 4096,
      "number of room shards, fixed when the pool is created"},
-    {"cluster", "fsync", PC_CONF_BOOL, F(cluster_fsync), "yes", 0, 0,
-     "make each commit durable (fsync) before acknowledging it"},
+    {"cluster", "listen", PC_CONF_STR, F(cluster_listen), "127.0.0.1:7600", 0, 0,
+     "this node's cluster port (raft and node-to-node traffic), address:port"},
+    {"cluster", "peers", PC_CONF_STR, F(cluster_peers), "", 0, 0,
+     "the pool's voting nodes at creation, this one included: id=address:port, comma "
+     "separated (empty = a pool of this node alone)"},
+    {"cluster", "election_timeout_ms", PC_CONF_INT, F(cluster_election_ms), "1000", 100, 60000,
+     "raft election timeout: a dead leader is replaced after about this long"},
+    {"cluster", "heartbeat_ms", PC_CONF_INT, F(cluster_heartbeat_ms), "100", 10, 10000,
+     "raft heartbeat interval (well below the election timeout)"},
+    {"cluster", "segment_size", PC_CONF_SIZE, F(cluster_segment_bytes), "1M", 64 * 1024, 64 << 20,
+     "raft log segment file size"},
+    {"cluster", "snapshot_entries", PC_CONF_INT, F(cluster_snapshot_entries), "1024", 16, 10000000,
+     "raft entries between snapshots (bounds the raft log on disk)"},
     {"cluster", "max_pending_posts", PC_CONF_INT, F(cluster_max_pending_posts), "20000", 1, 10000000,
      "posts waiting for commit before new ones get 503"},
 
@@ -113,11 +126,95 @@ bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen)
                 return false;
             }
     }
+    struct cluster_node *nodes = NULL;
+    size_t n_nodes = 0;
+    if (!pchatd_conf_peers(c, &nodes, &n_nodes, err, errlen))
+        return false;
+    pchatd_conf_peers_free(nodes, n_nodes);
+    if (c->cluster_heartbeat_ms * 2 > c->cluster_election_ms) {
+        snprintf(err, errlen, "[cluster] heartbeat_ms = %d must be at most half of "
+                 "election_timeout_ms = %d", c->cluster_heartbeat_ms, c->cluster_election_ms);
+        return false;
+    }
     if (c->sip_out_soft_bytes > c->sip_out_hard_bytes) {
         snprintf(err, errlen, "[sip] out_soft_bytes must not exceed out_hard_bytes");
         return false;
     }
     return true;
+}
+
+/* "host:port" with a numeric port 1..65535 and a non-empty host. */
+static bool valid_address(const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon == a)
+        return false;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && colon[1] != '\0' && port >= 1 && port <= 65535;
+}
+
+bool pchatd_conf_peers(const struct pchatd_conf *c, struct cluster_node **out, size_t *n,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (!valid_address(c->cluster_listen)) {
+        snprintf(err, errlen, "[cluster] listen = '%s': expected address:port, e.g. "
+                 "10.0.0.1:7600", c->cluster_listen);
+        return false;
+    }
+    char *list = strdup(c->cluster_peers), *save = NULL;
+    bool ok = true;
+    for (char *item = strtok_r(list, ", \t", &save); item != NULL && ok;
+         item = strtok_r(NULL, ", \t", &save)) {
+        char *eq = strchr(item, '=');
+        char *end = NULL;
+        long id = eq != NULL ? strtol(item, &end, 10) : 0;
+        if (eq == NULL || end != eq || id < 1 || id > 65535 || !valid_address(eq + 1)) {
+            snprintf(err, errlen, "[cluster] peers: '%s' is not id=address:port (e.g. "
+                     "2=10.0.0.2:7600, id 1..65535)", item);
+            ok = false;
+            break;
+        }
+        for (size_t i = 0; i < *n; i++)
+            if ((*out)[i].id == (uint64_t)id) {
+                snprintf(err, errlen, "[cluster] peers: node id %ld is listed twice", id);
+                ok = false;
+            }
+        *out = realloc(*out, (*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (struct cluster_node){(uint64_t)id, strdup(eq + 1)};
+    }
+    free(list);
+    bool self = *n == 0;
+    for (size_t i = 0; i < *n && ok; i++)
+        if ((*out)[i].id == (uint64_t)c->node_id) {
+            self = true;
+            if (strcmp((*out)[i].address, c->cluster_listen) != 0) {
+                snprintf(err, errlen, "[cluster] peers gives this node (id %d) the address %s "
+                         "but [cluster] listen = %s; make them agree", c->node_id,
+                         (*out)[i].address, c->cluster_listen);
+                ok = false;
+            }
+        }
+    if (ok && !self) {
+        snprintf(err, errlen, "[cluster] peers does not list this node: add %d=%s", c->node_id,
+                 c->cluster_listen);
+        ok = false;
+    }
+    if (!ok) {
+        pchatd_conf_peers_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return ok;
+}
+
+void pchatd_conf_peers_free(struct cluster_node *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)nodes[i].address);
+    free(nodes);
 }
 
 bool pchatd_conf_load(struct pchatd_conf *c, const char *path, char *err, size_t errlen)

@@ -37,7 +37,12 @@ struct pchatd_conf {
     bool auth_allow_unknown_users;
     /* [cluster] */
     int cluster_shards;
-    bool cluster_fsync;
+    char *cluster_listen;
+    char *cluster_peers;
+    int cluster_election_ms;
+    int cluster_heartbeat_ms;
+    size_t cluster_segment_bytes;
+    int cluster_snapshot_entries;
     int cluster_max_pending_posts;
     /* [chat] */
     int chat_default_history;
@@ -58,5 +63,12 @@ bool pchatd_conf_load(struct pchatd_conf *c, const char *path, char *err, size_t
 /* Checks that only the whole configuration can judge (e.g. auth mode names). */
 bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen);
 void pchatd_conf_free(struct pchatd_conf *c);
+
+/* [cluster] peers as a node list (malloc'd; free with pchatd_conf_peers_free); an empty
+ * list gives n = 0. False with a reason naming the option on a malformed list. */
+struct cluster_node;
+bool pchatd_conf_peers(const struct pchatd_conf *c, struct cluster_node **out, size_t *n,
+                       char *err, size_t errlen);
+void pchatd_conf_peers_free(struct cluster_node *nodes, size_t n);
 
 #endif

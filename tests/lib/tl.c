@@ -69,8 +69,8 @@ void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
     assert_non_null(f);
     fprintf(f,
             "[node]\nname = t%d\ndata_dir = %s/data\nadmin_socket = %s\nlog_level = info\n"
-            "[sip]\ntcp_port = %d\n[seed]\ndemo = yes\n",
-            sip_port, n->dir, n->admin_path, sip_port);
+            "[sip]\ntcp_port = %d\n[seed]\ndemo = yes\n[cluster]\nlisten = 127.0.0.1:%d\n",
+            sip_port, n->dir, n->admin_path, sip_port, sip_port + TL_CLUSTER_PORT_OFFSET);
     if (extra_conf != NULL)
         fprintf(f, "%s\n", extra_conf);
     fclose(f);

@@ -22,6 +22,9 @@ struct tl_node {
     char conf_path[300];
 };
 
+/* A node's cluster port is its SIP port + this (SIP ports stay below base + 50). */
+#define TL_CLUSTER_PORT_OFFSET 50
+
 /* A port base unique to this test process (tests may run side by side). */
 int tl_port_base(void);
 

@@ -318,7 +318,9 @@ static void pchatd_defaultsAreValid(void **state)
     assert_string_equal(c.auth_mode, "off");
     assert_true(c.auth_allow_unknown_users);
     assert_int_equal(c.cluster_shards, 16);
-    assert_true(c.cluster_fsync);
+    assert_string_equal(c.cluster_listen, "127.0.0.1:7600");
+    assert_string_equal(c.cluster_peers, "");
+    assert_int_equal(c.cluster_election_ms, 1000);
     assert_int_equal(c.chat_default_history, 30);
     assert_string_equal(c.compliance_capture, "none");
     assert_false(c.seed_demo);
@@ -373,8 +375,23 @@ static void pchatd_badValueIsOneLineNamingOption(void **state)
              conf_path);
     assert_string_equal(err, want);
 
-    assert_false(load_pchatd("[cluster]\nfsync = sometimes\n", err, sizeof err));
-    assert_non_null(strstr(err, ":2: [cluster] fsync = 'sometimes': expected yes or no"));
+    assert_false(load_pchatd("[seed]\ndemo = sometimes\n", err, sizeof err));
+    assert_non_null(strstr(err, ":2: [seed] demo = 'sometimes': expected yes or no"));
+
+    /* [cluster] peers and listen must describe a pool this node is in. */
+    assert_false(load_pchatd("[cluster]\npeers = 1=127.0.0.1:7600, 2=x\n", err, sizeof err));
+    assert_non_null(strstr(err, "[cluster] peers: '2=x' is not id=address:port"));
+    assert_false(load_pchatd("[cluster]\npeers = 2=127.0.0.1:7610\n", err, sizeof err));
+    assert_non_null(strstr(err, "[cluster] peers does not list this node: add 1=127.0.0.1:7600"));
+    assert_false(load_pchatd("[cluster]\npeers = 1=127.0.0.1:7601\n", err, sizeof err));
+    assert_non_null(strstr(err, "make them agree"));
+    assert_false(load_pchatd("[cluster]\npeers = 1=127.0.0.1:7600,1=127.0.0.1:7610\n", err, sizeof err));
+    assert_non_null(strstr(err, "listed twice"));
+    assert_false(load_pchatd("[cluster]\nlisten = localhost\n", err, sizeof err));
+    assert_non_null(strstr(err, "[cluster] listen = 'localhost': expected address:port"));
+    assert_false(load_pchatd("[cluster]\nheartbeat_ms = 600\n", err, sizeof err));
+    assert_non_null(strstr(err, "at most half of election_timeout_ms"));
+    assert_true(load_pchatd("[cluster]\npeers = 1=127.0.0.1:7600 2=127.0.0.1:7610,3=127.0.0.1:7620\n", err, sizeof err));
 
     assert_false(load_pchatd("[sip]\ntcp_prot = 5060\n", err, sizeof err));
     assert_non_null(strstr(err, ":2: unknown option [sip] tcp_prot"));

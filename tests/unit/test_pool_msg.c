@@ -169,7 +169,7 @@ static void roomReq_roundTrips(void **state)
         {ROOM_REQ_POST, 7, ALICE, 0, UTF8, 0, 0, 0, false},
         {ROOM_REQ_JOIN, 0, "", UINT64_MAX, NULL, 0, 0, 0, false},
         {ROOM_REQ_PART, 1, BOB, 1, "", 0, 0, 0, false},
-        {ROOM_REQ_HISTORY, UINT64_MAX, ALICE, 0, NULL, UINT32_MAX, UINT64_MAX, UINT64_MAX, true},
+        {ROOM_REQ_HISTORY, UINT64_MAX, ALICE, 0, NULL, UINT32_MAX, UINT64_MAX, UINT64_MAX, true, true},
     };
     uint64_t ids[] = {0, 1, UINT64_MAX, 1ull << 63};
     for (size_t i = 0; i < 4; i++) {
@@ -188,6 +188,7 @@ static void roomReq_roundTrips(void **state)
         assert_true(d.req.before == reqs[i].before);
         assert_true(d.req.upto == reqs[i].upto);
         assert_true(d.req.record_read == reqs[i].record_read);
+        assert_true(d.req.any_replica == reqs[i].any_replica);
         pc_arena_free(&a);
         pc_buf_free(&b);
     }
@@ -365,6 +366,7 @@ static void check_subscribe(const struct pool_subscribe *s)
     assert_true(d.room_no == s->room_no);
     assert_true(d.last_delivered == s->last_delivered);
     assert_int_equal(d.n_sessions, s->n_sessions);
+    assert_true(d.req_id == s->req_id);
     if (s->n_sessions == 0)
         assert_null(d.sessions);
     for (size_t i = 0; i < s->n_sessions; i++) {
@@ -379,7 +381,7 @@ static void subscribe_roundTrips(void **state)
 {
     (void)state;
     check_subscribe(&(struct pool_subscribe){0, 0, NULL, 0});
-    check_subscribe(&(struct pool_subscribe){UINT64_MAX, UINT64_MAX, sample_sessions, 3});
+    check_subscribe(&(struct pool_subscribe){UINT64_MAX, UINT64_MAX, sample_sessions, 3, UINT64_MAX});
     struct pool_sub_session *many = pc_calloc(POOL_MSG_MAX_LIST, sizeof *many);
     for (size_t i = 0; i < POOL_MSG_MAX_LIST; i++)
         many[i] = (struct pool_sub_session){UINT64_MAX - i, i % 3 ? ALICE : ""};
@@ -397,7 +399,15 @@ static void typeName_namesEveryType(void **state)
     assert_string_equal(pool_msg_type_name(POOL_MSG_META_RES), "META_RES");
     assert_string_equal(pool_msg_type_name(POOL_MSG_SUBSCRIBE), "SUBSCRIBE");
     assert_string_equal(pool_msg_type_name(0), "UNKNOWN");
-    assert_string_equal(pool_msg_type_name(7), "UNKNOWN");
+    assert_string_equal(pool_msg_type_name(POOL_MSG_RESYNC), "RESYNC");
+    assert_string_equal(pool_msg_type_name(8), "UNKNOWN");
+    struct pc_buf b = {0};
+    pool_resync_encode(&b);
+    assert_int_equal(pool_resync_decode(b.data, b.len), 0);
+    pc_bin_put_u8(&b, 0);
+    assert_int_equal(pool_resync_decode(b.data, b.len), PC_EPROTO);
+    assert_int_equal(pool_resync_decode(b.data, 0), PC_EPROTO);
+    pc_buf_free(&b);
     assert_string_equal(pool_msg_type_name(255), "UNKNOWN");
 }
 
@@ -601,7 +611,7 @@ static void fields_rejectOutOfRangeValues(void **state)
     assert_int_equal(decode_req(ALICE, 5, "", 0, UINT64_MAX, 0, 0, &a), PC_EPROTO);
     assert_int_equal(decode_req(ALICE, 5, "", 0, 4, UINT32_MAX, 1, &a), 0);
     assert_int_equal(decode_req(ALICE, 5, "", 0, 4, (uint64_t)UINT32_MAX + 1, 0, &a), PC_EPROTO);
-    assert_int_equal(decode_req(ALICE, 5, "", 0, 4, 0, 2, &a), PC_EPROTO);  /* bool byte */
+    assert_int_equal(decode_req(ALICE, 5, "", 0, 4, 0, 4, &a), PC_EPROTO);  /* flag bits */
     pc_arena_free(&a);
 
     /* Event: unknown kind, over-long text in a message. */

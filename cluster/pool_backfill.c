@@ -1,0 +1,93 @@
+/* Back-fill: after a shard snapshot install, the messages the snapshot only counted (it
+ * carries no history, DESIGN.md §2) are read from another replica and stored here. */
+#include "cluster/pool_int.h"
+#include "common/pc_alloc.h"
+#include "common/pc_err.h"
+#include "common/pc_log.h"
+#include "common/pc_time.h"
+
+enum { BACKFILL_RETRY_MS = 1000 };
+
+void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no, uint64_t from,
+                           uint64_t to)
+{
+    /* Runs inside raft (a snapshot install, or start-up): only record; the tick reads. */
+    struct pool_backfill *bf = pc_calloc(1, sizeof *bf);
+    *bf = (struct pool_backfill){.next = cl->backfills, .cl = cl, .group = group,
+                                 .room_no = room_no, .from = from, .to = to};
+    cl->backfills = bf;
+    pc_notice("cluster: shard %u: messages %llu..%llu of room %llu to back-fill from a peer",
+              group, (unsigned long long)from, (unsigned long long)to,
+              (unsigned long long)room_no);
+}
+
+static void backfill_remove(struct cluster *cl, struct pool_backfill *bf)
+{
+    for (struct pool_backfill **p = &cl->backfills; *p != NULL; p = &(*p)->next)
+        if (*p == bf) {
+            *p = bf->next;
+            pc_free(bf);
+            return;
+        }
+}
+
+static void backfill_done(void *arg, const struct room_res *res)
+{
+    struct pool_backfill *bf = arg;
+    struct cluster *cl = bf->cl;
+    bf->reading = false;
+    if (cl->closing)
+        return;
+    if (res->status == PC_ENOTFOUND) {
+        backfill_remove(cl, bf); /* the room is gone */
+        return;
+    }
+    if (res->status != 0 || res->n_msgs == 0) {
+        if (res->status == 0)
+            pc_warn("cluster: shard %u: no peer holds messages %llu..%llu of room %llu yet",
+                    bf->group, (unsigned long long)bf->from, (unsigned long long)bf->to,
+                    (unsigned long long)bf->room_no);
+        bf->retry_ms = pc_mono_ms() + BACKFILL_RETRY_MS;
+        return;
+    }
+    struct pool_shard *sh = pool_shard_by_group(cl, bf->group);
+    int left = shard_fsm_backfill_store(sh->fsm, bf->room_no, res->msgs, res->n_msgs);
+    uint64_t lowest = res->msgs[0].seq; /* oldest first */
+    if (left <= 0 || lowest <= bf->from) {
+        if (left < 0)
+            pc_error("cluster: shard %u: storing back-filled messages of room %llu failed: %s",
+                     bf->group, (unsigned long long)bf->room_no, pc_strerror(left));
+        else
+            pc_notice("cluster: shard %u: room %llu back-filled", bf->group,
+                      (unsigned long long)bf->room_no);
+        backfill_remove(cl, bf);
+        return;
+    }
+    bf->to = lowest - 1;
+}
+
+void backfill_tick(struct cluster *cl, uint64_t now)
+{
+    struct pool_backfill *bf = cl->backfills, *next;
+    for (; bf != NULL; bf = next) {
+        next = bf->next; /* backfill_done may run inside route_submit and remove bf */
+        if (bf->reading || now < bf->retry_ms)
+            continue;
+        uint64_t want = bf->to - bf->from + 1;
+        struct room_req req = {.kind = ROOM_REQ_HISTORY, .room_no = bf->room_no,
+                               .user = "system (back-fill)",
+                               .count = (uint32_t)(want < POOL_BACKFILL_PAGE ? want : POOL_BACKFILL_PAGE),
+                               .before = bf->to + 1, .any_replica = true};
+        bf->reading = true;
+        if (route_submit(cl, &req, backfill_done, bf) != 0) {
+            bf->reading = false;
+            bf->retry_ms = now + BACKFILL_RETRY_MS;
+        }
+    }
+}
+
+void backfill_close(struct cluster *cl)
+{
+    while (cl->backfills != NULL)
+        backfill_remove(cl, cl->backfills);
+}

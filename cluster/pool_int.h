@@ -1,0 +1,237 @@
+/* The pool (cluster.h over raft groups and the peer link): state shared by its files.
+ *
+ *   pool.c        lifecycle, groups, the loop hooks (prepare: propose; tick: retry), status
+ *   pool_route.c  the asking side: requests to owners, re-routing, subscriptions, delivery
+ *   pool_owner.c  the owning side: rosters, batches of posts, apply hook, fan-out, replay
+ *   pool_meta.c   metadata changes: proposal at the leader, forwarding, read-your-writes
+ *
+ * docs/POOL.md explains the protocol between them. Everything runs on the node's loop. */
+#ifndef POOL_INT_H
+#define POOL_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <uthash.h>
+
+#include "cluster/cluster.h"
+#include "cluster/group.h"
+#include "cluster/meta_fsm.h"
+#include "cluster/peer.h"
+#include "cluster/pool_msg.h"
+#include "cluster/raft_mux.h"
+#include "cluster/shard_fsm.h"
+
+enum {
+    POOL_TICK_MS = 20,
+    POOL_PARK_MS = 3000,          /* no owner reachable this long: PC_EUNAVAIL (never committed) */
+    POOL_FWD_TIMEOUT_MS = 10000,  /* an owner that never answers: POST unknown, others unavailable */
+    POOL_MAX_REROUTES = 8,
+    POOL_MAX_INFLIGHT = 4,        /* entries in flight per shard */
+    POOL_MAX_OPS_PER_ENTRY = 2048,
+    POOL_REPLAY_MAX = 10000,      /* messages replayed to a (re)subscribing node at most */
+    POOL_QUIET_ENTER_MS = 3000,   /* a new owner re-adds announced sessions silently */
+    POOL_META_WAIT_MS = 5000,     /* longest wait for the local replica to catch up */
+    POOL_RESUB_MS = 1000,         /* an unanswered SUBSCRIBE is sent again after this */
+    POOL_BACKFILL_PAGE = 500,
+};
+
+struct pool_shard;
+
+/* ---- asking side (pool_route.c) -------------------------------------------------------- */
+
+/* A room request on its way to the owner (or parked until one is known). */
+struct pool_fwd {
+    UT_hash_handle hh;
+    uint64_t req_id;
+    struct room_req req; /* user and text owned */
+    room_cb cb;
+    void *arg;
+    uint64_t dest;       /* node it was sent to; 0 = parked */
+    unsigned reroutes;
+    uint64_t born_ms, sent_ms;
+};
+
+struct pool_sub_member {
+    uint64_t session;
+    char *user;
+};
+
+/* A room this node has sessions in: whom it announced them to and what it delivered. */
+struct pool_sub {
+    UT_hash_handle hh;
+    uint64_t room_no;
+    uint32_t group;         /* shard group */
+    uint64_t last;          /* last seq delivered to the chat layer */
+    struct pool_sub_member *members;
+    size_t n_members, cap_members;
+    uint64_t owner, term;   /* the subscription's owner and the group term it was made in */
+    uint64_t sub_req;       /* a SUBSCRIBE awaiting its answer (0 = none) */
+    uint64_t sub_owner, sub_term, sub_sent_ms;
+    unsigned users;         /* users present, as the owner last told */
+};
+
+/* ---- owning side (pool_owner.c) -------------------------------------------------------- */
+
+/* An op of this node's proposals, from arrival until applied or failed. */
+struct pool_op {
+    UT_hash_handle hh;           /* in shard->proposed, by tag */
+    TAILQ_ENTRY(pool_op) link;   /* in shard->pending */
+    uint64_t tag;                /* node id << 40 | counter: unique pool-wide */
+    uint64_t origin, req_id;     /* POST: who asked; EVENT: 0 */
+    struct shard_op op;          /* strings owned */
+};
+
+struct pool_owned_session {
+    UT_hash_handle hh;
+    struct { uint64_t node, session; } key;
+    char *user;
+};
+
+struct pool_owned_user {
+    UT_hash_handle hh;
+    char *user;
+    unsigned sessions;
+};
+
+/* A room of a shard this node leads: who is in it, through which node. Soft state, rebuilt
+ * from JOINs and SUBSCRIBEs after every change of leader. */
+struct pool_owned {
+    UT_hash_handle hh;
+    uint64_t room_no;
+    uint32_t group;
+    struct pool_owned_session *sessions;
+    struct pool_owned_user *users;
+    struct { uint64_t node; unsigned sessions; } nodes[16];
+    size_t n_nodes;
+};
+
+struct pool_shard {
+    struct cluster *pl;
+    uint32_t id; /* raft group id = meta shard + 1 */
+    struct group *g;
+    struct shard_fsm *fsm;
+    TAILQ_HEAD(, pool_op) pending;
+    size_t n_pending;
+    struct pool_op *proposed;
+    unsigned inflight;
+    uint64_t ready_ms; /* when this node became its ready leader (0 = not) */
+    int64_t last_ts_us;
+};
+
+/* ---- metadata (pool_meta.c) ------------------------------------------------------------ */
+
+struct pool_meta_call {
+    TAILQ_ENTRY(pool_meta_call) link;  /* meta_out: local callers */
+    TAILQ_ENTRY(pool_meta_call) plink; /* meta_propose */
+    struct cluster *cl;
+    bool queued, is_init;
+    uint64_t req_id;
+    struct meta_op op;        /* owned (meta_op_clear) */
+    meta_cb cb;               /* a local caller; NULL for a remote one */
+    void *arg;
+    uint64_t origin, origin_req; /* a remote caller */
+    uint64_t dest;            /* local caller: the leader it was sent to (0 = not sent) */
+    uint64_t born_ms, sent_ms;
+    struct meta_result res;
+    uint64_t wait_index;      /* answered: deliver once the local replica applied this */
+    uint64_t answered_ms;     /* 0 = not answered yet */
+    bool proposing;
+};
+TAILQ_HEAD(pool_meta_list, pool_meta_call);
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+struct pool_backfill {
+    struct pool_backfill *next;
+    struct cluster *cl;
+    uint64_t retry_ms;
+    bool reading;
+    uint32_t group;
+    uint64_t room_no, from, to; /* still missing: [from, to] */
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    struct cluster_config cfg;
+    char *node_label, *address;
+    struct cluster_node *nodes;
+    size_t n_nodes;
+    uint64_t self;
+    struct store *st;
+    struct cluster_sink sink;
+
+    struct raft_mux *mux;
+    struct peer_link *peers;
+    struct group *meta_g;
+    struct meta_fsm *meta_fsm;
+    struct pool_shard *shards;
+    uint32_t n_shards;
+
+    uv_prepare_t prepare;
+    uv_timer_t tick;
+
+    /* asking side */
+    struct pool_fwd *fwds;
+    uint64_t next_req_id;
+    size_t n_fwd_posts;
+    struct pool_sub *subs;
+    struct pool_backfill *backfills;
+
+    /* owning side */
+    struct pool_owned *owned;
+    uint64_t next_tag;
+    size_t n_owner_pending;
+
+    /* metadata */
+    struct pool_meta_list meta_out;     /* local callers, until delivered */
+    struct pool_meta_list meta_propose; /* to propose at the next prepare (leader only) */
+    bool init_proposed;
+
+    bool closing;
+    int handles_left, groups_left;
+    void (*close_cb)(void *);
+    void *close_arg;
+    struct cluster_stats stats;
+};
+
+/* pool.c */
+struct pool_shard *pool_shard_of_room(struct cluster *cl, uint64_t room_no);
+struct pool_shard *pool_shard_by_group(struct cluster *cl, uint32_t group);
+/* Sends one encoded payload to a node; logs and returns the peer_send status. */
+int pool_send(struct cluster *cl, uint64_t node, uint8_t type, const struct pc_buf *b);
+
+/* pool_route.c */
+int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, void *arg);
+void route_complete(struct cluster *cl, uint64_t req_id, const struct room_res *res);
+void route_event(struct cluster *cl, const struct room_event *ev);
+void route_resync(struct cluster *cl, uint64_t owner);
+void route_link(struct cluster *cl, uint64_t node, bool up);
+void route_tick(struct cluster *cl, uint64_t now);
+void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no, uint64_t from,
+                           uint64_t to);
+void route_close(struct cluster *cl);
+unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
+
+/* pool_backfill.c */
+void backfill_tick(struct cluster *cl, uint64_t now);
+void backfill_close(struct cluster *cl);
+
+/* pool_owner.c */
+void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_req *req);
+void owner_subscribe(struct cluster *cl, uint64_t origin, const struct pool_subscribe *sub);
+void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t n);
+void owner_leadership(struct pool_shard *sh, bool ready);
+void owner_propose(struct pool_shard *sh);
+void owner_link(struct cluster *cl, uint64_t node, bool up);
+void owner_close(struct cluster *cl);
+
+/* pool_meta.c */
+void meta_request(struct cluster *cl, uint64_t origin, const struct pool_meta_req *in);
+void meta_answer(struct cluster *cl, const struct pool_meta_res *res);
+void meta_prepare(struct cluster *cl);
+void meta_tick(struct cluster *cl, uint64_t now);
+void meta_leadership(struct cluster *cl, bool ready);
+void meta_close(struct cluster *cl);
+
+#endif
