@@ -137,14 +137,15 @@ static json_t *room_json(struct chat_service *svc, const struct meta_room *r)
     snprintf(uri, sizeof uri, "ma-chan://%s/%s", svc->cfg.domain, r->guid);
     char created[PC_ISO_LEN];
     pc_time_iso(r->created_us, created);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s, s:I, s:I}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s, s:I, s:I, s:I}",
                      "name", r->name, "id", r->guid, "uri", uri, "description", r->description,
                      "category", c ? c->name : "", "privacy", meta_privacy_name(r->privacy), "type",
                      r->type == META_AUDITORIUM ? "auditorium" : "normal", "disabled", r->disabled,
                      "invitations", r->invitations, "managers", principals_json(&r->managers),
                      "members", principals_json(&r->members), "presenters",
                      principals_json(&r->presenters), "creator", r->creator, "created", created,
-                     "shard", (json_int_t)r->shard, "users",
+                     "shard", (json_int_t)r->shard, "owner",
+                     (json_int_t)cluster_room_owner(svc->cl, r->no), "users",
                      (json_int_t)cluster_room_users(svc->cl, r->no));
 }
 
@@ -503,6 +504,42 @@ static json_t *stats_json(struct chat_service *svc)
                      (json_int_t)meta_room_count(cluster_meta(svc->cl)));
 }
 
+/* The pool as this node sees it: every raft group and every peer link. */
+static json_t *pool_status_json(struct chat_service *svc)
+{
+    size_t n = cluster_groups(svc->cl, NULL, 0);
+    struct cluster_group_info *groups = pc_calloc(n, sizeof *groups);
+    cluster_groups(svc->cl, groups, n);
+    json_t *gl = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct cluster_group_info *g = &groups[i];
+        json_array_append_new(gl, json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                            "group", (json_int_t)g->id, "kind",
+                                            g->id == 0 ? "metadata" : "shard", "role", g->role,
+                                            "ready", g->ready, "leader", (json_int_t)g->leader,
+                                            "term", (json_int_t)g->term, "commit",
+                                            (json_int_t)g->commit_index, "applied",
+                                            (json_int_t)g->last_applied, "last_index",
+                                            (json_int_t)g->last_index, "lag",
+                                            (json_int_t)(g->commit_index - g->last_applied)));
+    }
+    pc_free(groups);
+    struct cluster_peer_info peers[64];
+    size_t np = cluster_peers(svc->cl, peers, 64);
+    json_t *pl = json_array();
+    for (size_t i = 0; i < np && i < 64; i++)
+        json_array_append_new(pl, json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "node",
+                                            (json_int_t)peers[i].id, "address", peers[i].address,
+                                            "up", peers[i].up, "sent", (json_int_t)peers[i].sent,
+                                            "received", (json_int_t)peers[i].received,
+                                            "reconnects", (json_int_t)peers[i].reconnects,
+                                            "dropped", (json_int_t)peers[i].dropped,
+                                            "queued_bytes", (json_int_t)peers[i].queued_bytes));
+    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o}", "ok", 1, "node",
+                     (json_int_t)cluster_node_id(svc->cl), "domain", cluster_meta(svc->cl)->domain,
+                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
+}
+
 void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
                        chat_admin_cb cb, void *arg)
 {
@@ -525,6 +562,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         user_op(svc, op, req, actor, cb, arg);
     else if (strcmp(op, "stats") == 0)
         cb(arg, stats_json(svc));
+    else if (strcmp(op, "pool.status") == 0)
+        cb(arg, pool_status_json(svc));
     else
         cb(arg, error_answer("unknown operation '%s' (see docs/ADMIN.md)", op));
 }

@@ -171,5 +171,8 @@ struct cluster_peer_info {
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);
 uint64_t cluster_node_id(const struct cluster *cl);
+/* The node that owns the room now as this node knows it (its shard group's leader); 0 when
+ * unknown (an election is running) or the room does not exist. */
+uint64_t cluster_room_owner(struct cluster *cl, uint64_t room_no);
 
 #endif

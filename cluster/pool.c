@@ -435,6 +435,12 @@ uint64_t cluster_node_id(const struct cluster *cl)
     return cl->self;
 }
 
+uint64_t cluster_room_owner(struct cluster *cl, uint64_t room_no)
+{
+    struct pool_shard *sh = pool_shard_of_room(cl, room_no);
+    return sh != NULL ? group_leader(sh->g, NULL) : 0;
+}
+
 bool cluster_meta_ready(const struct cluster *cl)
 {
     return cluster_meta(cl)->domain[0] != '\0';

@@ -34,6 +34,7 @@ static void usage(FILE *out)
             "  user add|set|get|list|remove USER [--display_name N] [--admin yes|no]\n"
             "           [--chat_enabled yes|no] [--disabled yes|no]\n"
             "  stats\n"
+            "  pool status          every raft group (leader, term, commit, applied, lag) and peer link\n"
             "LIST is comma-separated: alice@example.test,*@example.test,*\n");
 }
 

@@ -86,7 +86,7 @@ static bool port_open(int port)
     return ok;
 }
 
-void tl_node_start(struct tl_node *n)
+void tl_node_spawn(struct tl_node *n)
 {
     char bin[512];
     snprintf(bin, sizeof bin, "%s/bin/pchatd", build_dir());
@@ -109,20 +109,60 @@ void tl_node_start(struct tl_node *n)
         _exit(127);
     }
     n->pid = pid;
-    uint64_t deadline = pc_mono_ms() + 10000;
+    n->log_mark = 0;
+    struct stat st;
+    if (stat(n->log_path, &st) == 0)
+        n->log_mark = (long)st.st_size;
+}
+
+void tl_node_wait_ready(struct tl_node *n, unsigned ms)
+{
+    uint64_t deadline = pc_mono_ms() + ms;
     while (pc_mono_ms() < deadline) {
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
+        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
             tl_node_dump_log(n);
             fail_msg("pchatd exited at start-up (status %d)", status);
         }
-        /* Ready = listening and the demo content is in place. */
-        if (port_open(n->sip_port) && tl_node_log_contains(n, "seed: demo"))
+        /* Ready = listening and the demo content is in place (this start's log only). */
+        if (port_open(n->sip_port) && tl_node_log_contains_since(n, "seed: demo"))
             return;
         usleep(20000);
     }
     tl_node_dump_log(n);
-    fail_msg("pchatd did not start within 10 s");
+    fail_msg("pchatd did not start within %u ms", ms);
+}
+
+void tl_node_start(struct tl_node *n)
+{
+    tl_node_spawn(n);
+    tl_node_wait_ready(n, 10000);
+}
+
+void tl_pool_init(struct tl_node *nodes, int n, int first_sip_port, const char *extra_conf)
+{
+    char peers[1024] = "";
+    for (int i = 0; i < n; i++) {
+        char item[64];
+        snprintf(item, sizeof item, "%s%d=127.0.0.1:%d", i ? "," : "", i + 1,
+                 first_sip_port + i + TL_CLUSTER_PORT_OFFSET);
+        strcat(peers, item);
+    }
+    for (int i = 0; i < n; i++) {
+        char conf[4096];
+        snprintf(conf, sizeof conf, "[node]\nid = %d\nname = n%d\n[cluster]\npeers = %s\n%s", i + 1,
+                 i + 1, peers, extra_conf != NULL ? extra_conf : "");
+        tl_node_init(&nodes[i], first_sip_port + i, conf);
+    }
+}
+
+void tl_pool_start(struct tl_node *nodes, int n)
+{
+    /* Together: no node is ready before a majority is up to elect a metadata leader. */
+    for (int i = 0; i < n; i++)
+        tl_node_spawn(&nodes[i]);
+    for (int i = 0; i < n; i++)
+        tl_node_wait_ready(&nodes[i], 20000);
 }
 
 static int wait_exit(pid_t pid, unsigned ms)
@@ -189,6 +229,20 @@ void tl_node_dump_log(const struct tl_node *n)
     buf[r] = '\0';
     fclose(f);
     fprintf(stderr, "---- tail of %s ----\n%s---- end ----\n", n->log_path, buf);
+}
+
+bool tl_node_log_contains_since(const struct tl_node *n, const char *s)
+{
+    FILE *f = fopen(n->log_path, "r");
+    if (f == NULL)
+        return false;
+    fseek(f, n->log_mark, SEEK_SET);
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, s) != NULL;
+    fclose(f);
+    return found;
 }
 
 bool tl_node_log_contains(const struct tl_node *n, const char *s)

@@ -20,6 +20,7 @@ struct tl_node {
     char log_path[300];
     char admin_path[300];
     char conf_path[300];
+    long log_mark;       /* log size when it was last started */
 };
 
 /* A node's cluster port is its SIP port + this (SIP ports stay below base + 50). */
@@ -33,6 +34,13 @@ int tl_port_base(void);
 void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf);
 /* Starts pchatd and waits (up to 10 s) until it accepts SIP connections. */
 void tl_node_start(struct tl_node *n);
+/* Starts pchatd without waiting / waits until the started one is ready. */
+void tl_node_spawn(struct tl_node *n);
+void tl_node_wait_ready(struct tl_node *n, unsigned ms);
+/* n nodes of one pool: node i+1 on SIP port first_sip_port + i, cluster port + 50, named
+ * n1, n2…; extra_conf appended to each config. Then all started together. */
+void tl_pool_init(struct tl_node *nodes, int n, int first_sip_port, const char *extra_conf);
+void tl_pool_start(struct tl_node *nodes, int n);
 /* SIGTERM, wait; asserts exit status 0. */
 void tl_node_stop(struct tl_node *n);
 /* SIGKILL, wait (no checks: a crash by design). */
@@ -41,6 +49,8 @@ void tl_node_kill(struct tl_node *n);
 void tl_node_cleanup(struct tl_node *n);
 /* Prints the last lines of the node's log to stderr (on failures). */
 void tl_node_dump_log(const struct tl_node *n);
+/* True if the log written since the node's last start contains s. */
+bool tl_node_log_contains_since(const struct tl_node *n, const char *s);
 /* True if the node's log contains s. */
 bool tl_node_log_contains(const struct tl_node *n, const char *s);
 /* Runs `pchatctl -S admin.sock args…` and returns its exit status; output into out. */

@@ -1,0 +1,253 @@
+/* A 3-node pool on loopback: any node serves any room, and SIGKILL of a room's owner or of
+ * the metadata leader loses no acknowledged post, duplicates none and keeps one order for
+ * every client and in every node's history (DESIGN.md §3 guarantees 1 and 2), proven by
+ * tests/checker over the clients' logs. Prints the measured outage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/pc_time.h"
+#include "tests/lib/tl.h"
+#include "tests/lib/tl_load.h"
+
+#define NODES 3
+#define PER_NODE 2
+#define POSTERS (NODES * PER_NODE)
+#define ELECTION_MS 1000
+
+static const char *pool_conf = "[cluster]\nshards = 4\nelection_timeout_ms = 1000\n"
+                               "heartbeat_ms = 100\nsegment_size = 256k\nsnapshot_entries = 256\n";
+
+/* Reads one integer field of a pchatctl JSON answer ("owner" of a room, …). */
+static long long json_int_at(const char *text, const char *path1, const char *path2, int index)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    json_t *v = json_object_get(j, path1);
+    if (index >= 0)
+        v = json_array_get(v, (size_t)index);
+    if (path2 != NULL)
+        v = json_object_get(v, path2);
+    long long r = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(j);
+    return r;
+}
+
+static int room_owner(struct tl_node *n, const char *room)
+{
+    char out[8192], args[128];
+    snprintf(args, sizeof args, "--json room get %s", room);
+    assert_int_equal(tl_pchatctl(n, out, sizeof out, args), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    long long owner = json_integer_value(json_object_get(json_object_get(j, "room"), "owner"));
+    json_decref(j);
+    return (int)owner;
+}
+
+static int meta_leader(struct tl_node *n)
+{
+    char out[16384];
+    assert_int_equal(tl_pchatctl(n, out, sizeof out, "--json pool status"), 0);
+    return (int)json_int_at(out, "groups", "leader", 0);
+}
+
+/* Waits until node n (index) knows an owner for the room; returns it (1-based). */
+static int wait_owner(struct tl_node *n, const char *room, unsigned ms)
+{
+    uint64_t deadline = pc_mono_ms() + ms;
+    int owner = 0;
+    while ((owner = room_owner(n, room)) == 0 && pc_mono_ms() < deadline)
+        tl_spin(50);
+    assert_true(owner >= 1 && owner <= NODES);
+    return owner;
+}
+
+struct pool_run {
+    struct tl_node nodes[NODES];
+    struct tl_poster *p[POSTERS];
+    char logs[POSTERS + NODES][320];
+    char lobby[256];
+};
+
+static void pool_up(struct pool_run *r, int first_port)
+{
+    tl_pool_init(r->nodes, NODES, first_port, pool_conf);
+    tl_pool_start(r->nodes, NODES);
+    struct tl_client *probe = tl_client_new(r->nodes[1].sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(probe, "Lobby", r->lobby, sizeof r->lobby));
+    tl_client_close(probe);
+}
+
+/* PER_NODE posters per node, each reconnecting to the next nodes when its own dies. */
+static void posters_up(struct pool_run *r)
+{
+    static const char *users[] = {"alice@example.test", "bob@example.test", "carol@example.test"};
+    for (int i = 0; i < POSTERS; i++) {
+        int ports[NODES];
+        for (int k = 0; k < NODES; k++)
+            ports[k] = r->nodes[(i / PER_NODE + k) % NODES].sip_port;
+        char name[16];
+        snprintf(name, sizeof name, "p%d", i + 1);
+        snprintf(r->logs[i], sizeof r->logs[i], "%s/%s.log", r->nodes[0].dir, name);
+        r->p[i] = tl_poster_new(name, users[i % 3], ports, NODES, r->lobby, 8, r->logs[i]);
+    }
+}
+
+/* Settles the posters, dumps every node's history and runs the checker over it all. */
+static void check_all(struct pool_run *r)
+{
+    assert_true(tl_posters_settle(r->p, POSTERS, 15000));
+    tl_posters_run(r->p, POSTERS, 500, false); /* the last deliveries */
+    uint64_t acked = 0, unknown = 0;
+    for (int i = 0; i < POSTERS; i++) {
+        struct tl_poster_stats st;
+        tl_poster_stats(r->p[i], &st);
+        acked += st.acked;
+        unknown += st.unknown;
+        tl_poster_free(r->p[i]);
+    }
+    char args[4096] = "";
+    size_t stored[NODES];
+    for (int k = 0; k < NODES; k++) {
+        char label[8];
+        snprintf(label, sizeof label, "n%d", k + 1);
+        snprintf(r->logs[POSTERS + k], sizeof r->logs[0], "%s/history-%s.log", r->nodes[0].dir, label);
+        stored[k] = tl_dump_history(r->nodes[k].sip_port, label, r->lobby, r->logs[POSTERS + k]);
+    }
+    for (int i = 0; i < POSTERS + NODES; i++) {
+        strcat(args, " ");
+        strcat(args, r->logs[i]);
+    }
+    fprintf(stderr, "  %llu acknowledged, %llu unknown; history n1 %zu, n2 %zu, n3 %zu\n",
+            (unsigned long long)acked, (unsigned long long)unknown, stored[0], stored[1], stored[2]);
+    assert_true(acked > 100);
+    int rc = tl_check(args);
+    if (rc != 0)
+        for (int k = 0; k < NODES; k++)
+            tl_node_dump_log(&r->nodes[k]);
+    assert_int_equal(rc, 0);
+}
+
+static void pool_down(struct pool_run *r)
+{
+    for (int k = 0; k < NODES; k++)
+        tl_node_stop(&r->nodes[k]);
+    for (int k = 0; k < NODES; k++)
+        tl_node_cleanup(&r->nodes[k]);
+}
+
+static void anyNode_servesAnyRoom_withOneOrder(void **state)
+{
+    (void)state;
+    static struct pool_run r;
+    memset(&r, 0, sizeof r);
+    pool_up(&r, tl_port_base() + 10);
+
+    /* Read-your-writes: a room created through node 2 is there for node 2's next command. */
+    char out[4096];
+    assert_int_equal(tl_pchatctl(&r.nodes[1], out, sizeof out,
+                                 "room new Fresh --category General --privacy open"), 0);
+    struct tl_client *c2 = tl_client_new(r.nodes[1].sip_port, "bob@example.test");
+    char fresh[256];
+    assert_non_null(tl_room_uri(c2, "Fresh", fresh, sizeof fresh));
+
+    /* Node 3 learns of it with its next raft heartbeat; then a post through node 3 reaches
+     * a member on node 2, whoever owns the room. */
+    struct tl_client *c3 = tl_client_new(r.nodes[2].sip_port, "carol@example.test");
+    char seen[256];
+    uint64_t deadline = pc_mono_ms() + 2000;
+    while (tl_room_uri(c3, "Fresh", seen, sizeof seen) == NULL && pc_mono_ms() < deadline)
+        tl_spin(20);
+    assert_string_equal(seen, fresh);
+    pcc_event_free(tl_join(c2, fresh));
+    pcc_event_free(tl_join(c3, fresh));
+    assert_int_equal(tl_post(c3, fresh, "across the pool"), 200);
+    struct pcc_event *ev = tl_wait_chat(c2, fresh, "across the pool", 5000);
+    assert_non_null(ev);
+    pcc_event_free(ev);
+    tl_client_close(c2);
+    tl_client_close(c3);
+
+    posters_up(&r);
+    tl_posters_run(r.p, POSTERS, 2000, true);
+    check_all(&r);
+    pool_down(&r);
+}
+
+/* Kills node `victim` (1-based) while every poster keeps posting and measures how long
+ * the posters on the surviving nodes went without an acknowledgement. */
+static void kill_and_measure(struct pool_run *r, int victim, const char *what)
+{
+    tl_posters_run(r->p, POSTERS, 1500, true);
+    uint64_t before[POSTERS];
+    for (int i = 0; i < POSTERS; i++) {
+        struct tl_poster_stats st;
+        tl_poster_stats(r->p[i], &st);
+        before[i] = st.acked;
+    }
+    tl_posters_fire(r->p, POSTERS);
+    uint64_t t0 = pc_mono_ms();
+    tl_node_kill(&r->nodes[victim - 1]);
+    /* Posting has resumed when every poster of a surviving node got a new acknowledgement. */
+    uint64_t resumed = 0;
+    while (resumed == 0 && pc_mono_ms() - t0 < 20000) {
+        tl_posters_run(r->p, POSTERS, 20, true);
+        bool all = true;
+        for (int i = 0; i < POSTERS; i++) {
+            if (i / PER_NODE == victim - 1)
+                continue;
+            struct tl_poster_stats st;
+            tl_poster_stats(r->p[i], &st);
+            all = all && st.acked > before[i] && st.last_ack_ms > t0;
+        }
+        if (all)
+            resumed = pc_mono_ms() - t0;
+    }
+    fprintf(stderr, "  killed %s (node %d): posting resumed on the other nodes after %llu ms "
+            "(election timeout %d ms)\n", what, victim, (unsigned long long)resumed, ELECTION_MS);
+    assert_true(resumed > 0);
+    assert_true(resumed < 4 * ELECTION_MS);
+    tl_posters_run(r->p, POSTERS, 1500, true);
+    /* The killed node restarts, catches up and serves again. */
+    tl_node_spawn(&r->nodes[victim - 1]);
+    tl_node_wait_ready(&r->nodes[victim - 1], 20000);
+    tl_posters_run(r->p, POSTERS, 1500, true);
+}
+
+static void killOwner_thenMetaLeader_losesNothing(void **state)
+{
+    (void)state;
+    static struct pool_run r;
+    memset(&r, 0, sizeof r);
+    pool_up(&r, tl_port_base() + 20);
+    posters_up(&r);
+
+    int owner = wait_owner(&r.nodes[0], "Lobby", 5000);
+    kill_and_measure(&r, owner, "the owner of Lobby");
+
+    int alive = owner % NODES; /* index of a node that is up */
+    int leader = 0;
+    uint64_t deadline = pc_mono_ms() + 5000;
+    while ((leader = meta_leader(&r.nodes[alive])) == 0 && pc_mono_ms() < deadline)
+        tl_posters_run(r.p, POSTERS, 50, true);
+    assert_true(leader >= 1 && leader <= NODES);
+    kill_and_measure(&r, leader, "the metadata leader");
+
+    check_all(&r);
+    pool_down(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(anyNode_servesAnyRoom_withOneOrder),
+        cmocka_unit_test(killOwner_thenMetaLeader_losesNothing),
+    };
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}
