@@ -115,7 +115,7 @@ static void check_all(struct pool_run *r)
     char args[4096] = "";
     size_t stored[NODES];
     for (int k = 0; k < NODES; k++) {
-        char label[8];
+        char label[16];
         snprintf(label, sizeof label, "n%d", k + 1);
         snprintf(r->logs[POSTERS + k], sizeof r->logs[0], "%s/history-%s.log", r->nodes[0].dir, label);
         stored[k] = tl_dump_history(r->nodes[k].sip_port, label, r->lobby, r->logs[POSTERS + k]);

@@ -46,8 +46,10 @@ int tl_port_base(void)
     const char *env = getenv("PCHAT_TEST_PORT_BASE");
     if (env != NULL)
         return atoi(env);
-    /* Spread concurrent test processes over 20000-59999 in steps of 100. */
-    return 20000 + (int)((unsigned)getpid() % 400) * 100;
+    /* Spread concurrent test processes over 10000-31999 in steps of 100: below Linux's
+     * ephemeral range (32768-60999), where the many client and peer connections of a test
+     * take their local ports and could hold a port a node is about to listen on. */
+    return 10000 + (int)((unsigned)getpid() % 220) * 100;
 }
 
 static const char *build_dir(void)
