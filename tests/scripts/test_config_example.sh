@@ -32,5 +32,12 @@ if [ $rc -ne 0 ] && [[ "$out" == *"tcp_prot"* ]]; then
 else
   bad "unknown option: exit $rc, output: $out"
 fi
+for f in deploy/examples/*.conf; do
+  if out=$("$build/bin/pchatd" -c "$f" --check-config 2>&1); then
+    ok "$f is a valid node config"
+  else
+    bad "$f: $out"
+  fi
+done
 echo "pchat-summary: $pass passed, $fail failed"
 [ $fail -eq 0 ]
