@@ -318,10 +318,11 @@ int main(int argc, char **argv)
         n.exit_code = 1;
         stop(&n, "start-up failed");
         if (n.cl == NULL) {
-            if (n.svc != NULL)
-                chat_service_free(n.svc);
-            uv_close((uv_handle_t *)&n.sigterm, NULL);
-            uv_close((uv_handle_t *)&n.sigint, NULL);
+            /* A cluster that failed half-way (raft groups started) leaves handles on the
+             * loop that nothing will close: exit without waiting for them. */
+            pchatd_conf_peers_free(n.nodes, n.n_nodes);
+            pchatd_conf_free(&n.conf);
+            return n.exit_code;
         }
     }
     uv_run(&n.loop, UV_RUN_DEFAULT);

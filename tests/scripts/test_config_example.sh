@@ -32,6 +32,16 @@ if [ $rc -ne 0 ] && [[ "$out" == *"tcp_prot"* ]]; then
 else
   bad "unknown option: exit $rc, output: $out"
 fi
+# A node that cannot start (its raft directory cannot be created) says why and exits.
+mkdir -p "$tmp/broken"
+touch "$tmp/broken/raft"
+printf '[node]\ndata_dir = %s/broken\n[sip]\ntcp_port = 9999\n[cluster]\nlisten = 127.0.0.1:9998\n' "$tmp" > "$tmp/broken.conf"
+out=$(timeout 20 "$build/bin/pchatd" -c "$tmp/broken.conf" 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [[ "$out" == *"cannot create raft directory"* ]]; then
+  ok "a node whose raft directory cannot be created exits with the reason"
+else
+  bad "broken raft dir: exit $rc, output: $(printf '%s\n' "$out" | grep -v INFO | tail -3)"
+fi
 for f in deploy/examples/*.conf; do
   if out=$("$build/bin/pchatd" -c "$f" --check-config 2>&1); then
     ok "$f is a valid node config"
