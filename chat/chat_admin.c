@@ -540,6 +540,32 @@ static json_t *pool_status_json(struct chat_service *svc)
                      "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
 }
 
+/* Moves a shard's ownership: {"name": shard group (1..S), "node": target (optional)}. */
+static json_t *shard_transfer_json(struct chat_service *svc, json_t *req)
+{
+    const char *group_s = str_field(req, "name"), *node_s = str_field(req, "node");
+    char *end = NULL;
+    long group = group_s != NULL ? strtol(group_s, &end, 10) : 0;
+    if (group_s == NULL || *end != '\0' || group < 1)
+        return error_answer("shard.transfer needs the shard group number (1..S, see "
+                            "'pool status'), e.g. pchatctl shard transfer 3 --node 2");
+    long node = node_s != NULL ? strtol(node_s, &end, 10) : 0;
+    if (node_s != NULL && (*end != '\0' || node < 1))
+        return error_answer("--node must be a node id, e.g. --node 2");
+    uint64_t leader = 0;
+    int rc = cluster_shard_transfer(svc->cl, (uint32_t)group, (uint64_t)node, &leader);
+    if (rc == PC_ENOTLEADER)
+        return error_answer("node %llu owns shard group %ld, not this one: run the command "
+                            "against node %llu's admin socket", (unsigned long long)leader,
+                            group, (unsigned long long)leader);
+    if (rc == PC_ENOTFOUND)
+        return error_answer("shard group %ld is not in this pool, or the target node is not "
+                            "one of its voters (see 'pool status')", group);
+    if (rc != 0)
+        return error_answer("shard group %ld is being moved already; try again in a moment", group);
+    return json_pack("{s:b, s:s}", "ok", 1, "result", "transfer started");
+}
+
 void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
                        chat_admin_cb cb, void *arg)
 {
@@ -564,6 +590,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         cb(arg, stats_json(svc));
     else if (strcmp(op, "pool.status") == 0)
         cb(arg, pool_status_json(svc));
+    else if (strcmp(op, "shard.transfer") == 0)
+        cb(arg, shard_transfer_json(svc, req));
     else
         cb(arg, error_answer("unknown operation '%s' (see docs/ADMIN.md)", op));
 }

@@ -106,6 +106,7 @@ struct cluster_config {
     unsigned heartbeat_ms;
     unsigned segment_bytes;      /* raft log segment size */
     unsigned snapshot_entries;   /* raft entries between snapshots */
+    bool balance;                /* hand shard leadership to less loaded nodes */
     unsigned max_pending_posts;  /* posts waiting for commit before PC_EBUSY */
     unsigned max_history;        /* cap on HISTORY count */
     uint32_t shard_count;        /* for a new pool */
@@ -171,6 +172,12 @@ struct cluster_peer_info {
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);
 uint64_t cluster_node_id(const struct cluster *cl);
+/* Hands the ownership of shard group `group` (1..S) to node (0 = any up-to-date one).
+ * Returns 0 (started: the move takes about one round trip), PC_ENOTLEADER with *leader set
+ * when another node owns it (ask that node), PC_ENOTFOUND (no such group or node), PC_EBUSY
+ * (a move is running). */
+int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader);
+
 /* The node that owns the room now as this node knows it (its shard group's leader); 0 when
  * unknown (an election is running) or the room does not exist. */
 uint64_t cluster_room_owner(struct cluster *cl, uint64_t room_no);

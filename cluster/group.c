@@ -159,6 +159,35 @@ int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, vo
     return PC_EIO;
 }
 
+static void transfer_done(struct raft_transfer *req)
+{
+    struct group *g = req->data;
+    if (!g->closing)
+        pc_notice("cluster: group %u: leadership transfer finished; leader is now node %llu",
+                  g->cfg.id, (unsigned long long)group_leader(g, NULL));
+    pc_free(req);
+}
+
+int group_transfer(struct group *g, uint64_t node)
+{
+    if (g->closing || !g->ready)
+        return PC_ENOTLEADER;
+    if (raft_transferee(&g->raft) != 0)
+        return PC_EBUSY;
+    if (node == g->cfg.self_id)
+        return PC_ENOTFOUND;
+    struct raft_transfer *req = pc_calloc(1, sizeof *req);
+    req->data = g;
+    int rv = raft_transfer(&g->raft, req, node, transfer_done);
+    if (rv == 0) {
+        pc_notice("cluster: group %u: handing leadership to node %llu", g->cfg.id,
+                  (unsigned long long)node);
+        return 0;
+    }
+    pc_free(req);
+    return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : rv == RAFT_BADID ? PC_ENOTFOUND : PC_EBUSY;
+}
+
 static int mkdir_p(const char *path)
 {
     char tmp[512];

@@ -63,6 +63,12 @@ bool group_ready_leader(const struct group *g);
 uint64_t group_leader(const struct group *g, const char **address);
 uint32_t group_id(const struct group *g);
 
+/* Asks raft to hand leadership to node (0 = the most up-to-date voter). While the transfer
+ * runs, proposals are refused (PC_ENOTLEADER: not appended). Returns 0; PC_ENOTLEADER (not
+ * the ready leader); PC_EBUSY (a transfer is already running); PC_ENOTFOUND (node is not a
+ * voter of the group, or is this node). Never from inside a raft callback. */
+int group_transfer(struct group *g, uint64_t node);
+
 struct group_status {
     const char *role; /* "leader", "follower", "candidate", "unavailable" */
     uint64_t leader, term, commit_index, last_applied, last_index;

@@ -34,6 +34,7 @@ enum {
     POOL_META_WAIT_MS = 5000,     /* longest wait for the local replica to catch up */
     POOL_RESUB_MS = 1000,         /* an unanswered SUBSCRIBE is sent again after this */
     POOL_BACKFILL_PAGE = 500,
+    POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
 };
 
 struct pool_shard;
@@ -170,6 +171,7 @@ struct cluster {
 
     uv_prepare_t prepare;
     uv_timer_t tick;
+    unsigned ticks;
 
     /* asking side */
     struct pool_fwd *fwds;

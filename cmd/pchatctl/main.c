@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "           [--chat_enabled yes|no] [--disabled yes|no]\n"
             "  stats\n"
             "  pool status          every raft group (leader, term, commit, applied, lag) and peer link\n"
+            "  shard transfer GROUP [--node ID]   hand a shard's ownership to another node (run it\n"
+            "                       on the shard's current owner)\n"
             "LIST is comma-separated: alice@example.test,*@example.test,*\n");
 }
 

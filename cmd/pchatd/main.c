@@ -206,6 +206,7 @@ static int start(struct node *n)
                                 .heartbeat_ms = (unsigned)c->cluster_heartbeat_ms,
                                 .segment_bytes = (unsigned)c->cluster_segment_bytes,
                                 .snapshot_entries = (unsigned)c->cluster_snapshot_entries,
+                                .balance = c->cluster_balance,
                                 .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,

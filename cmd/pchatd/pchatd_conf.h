@@ -43,6 +43,7 @@ struct pchatd_conf {
     int cluster_heartbeat_ms;
     size_t cluster_segment_bytes;
     int cluster_snapshot_entries;
+    bool cluster_balance;
     int cluster_max_pending_posts;
     /* [chat] */
     int chat_default_history;

@@ -175,7 +175,23 @@ static void anyNode_servesAnyRoom_withOneOrder(void **state)
     tl_client_close(c3);
 
     posters_up(&r);
-    tl_posters_run(r.p, POSTERS, 2000, true);
+    tl_posters_run(r.p, POSTERS, 1000, true);
+
+    /* An operator moves Lobby's shard to another node while the posters go on. */
+    char args[128];
+    snprintf(args, sizeof args, "--json room get Lobby");
+    assert_int_equal(tl_pchatctl(&r.nodes[0], out, sizeof out, args), 0);
+    int shard = (int)json_int_at(out, "room", "shard", -1);
+    int owner = wait_owner(&r.nodes[0], "Lobby", 5000);
+    int target = owner % NODES + 1;
+    snprintf(args, sizeof args, "shard transfer %d --node %d", shard + 1, target);
+    assert_int_equal(tl_pchatctl(&r.nodes[owner - 1], out, sizeof out, args), 0);
+    deadline = pc_mono_ms() + 5000;
+    while (room_owner(&r.nodes[0], "Lobby") != target && pc_mono_ms() < deadline)
+        tl_posters_run(r.p, POSTERS, 50, true);
+    assert_int_equal(room_owner(&r.nodes[0], "Lobby"), target);
+    fprintf(stderr, "  moved Lobby's shard from node %d to node %d under load\n", owner, target);
+    tl_posters_run(r.p, POSTERS, 1000, true);
     check_all(&r);
     pool_down(&r);
 }
