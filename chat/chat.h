@@ -20,6 +20,7 @@ struct chat_config {
     const char *domain;             /* "example.test" */
     const char *chat_uri;           /* "sip:pchat@example.test" */
     const char *node_label;
+    const char *sip_address;        /* where clients reach this node, "127.0.0.1:5060" */
     unsigned default_history;       /* messages in a bccontext without cnt (Lync: 30) */
     unsigned max_history;           /* cap on any history request (Lync: 500) */
     unsigned message_max_chars;     /* longest post accepted (announced in getserverinfo) */

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "chat/chat_admin.h"
@@ -540,6 +541,15 @@ static json_t *pool_status_json(struct chat_service *svc)
                      "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
 }
 
+/* Who this node is, for tools that act on the node's process (pchatctl drill). */
+static json_t *node_info_json(struct chat_service *svc)
+{
+    return json_pack("{s:b, s:I, s:s, s:I, s:s, s:s}", "ok", 1, "node",
+                     (json_int_t)cluster_node_id(svc->cl), "name", svc->cfg.node_label, "pid",
+                     (json_int_t)getpid(), "sip", svc->cfg.sip_address ? svc->cfg.sip_address : "",
+                     "domain", svc->cfg.domain);
+}
+
 /* Moves a shard's ownership: {"name": shard group (1..S), "node": target (optional)}. */
 static json_t *shard_transfer_json(struct chat_service *svc, json_t *req)
 {
@@ -590,6 +600,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         cb(arg, stats_json(svc));
     else if (strcmp(op, "pool.status") == 0)
         cb(arg, pool_status_json(svc));
+    else if (strcmp(op, "node.info") == 0)
+        cb(arg, node_info_json(svc));
     else if (strcmp(op, "shard.transfer") == 0)
         cb(arg, shard_transfer_json(svc, req));
     else

@@ -323,6 +323,16 @@ static void subs_tick(struct cluster *cl, uint64_t now)
     }
 }
 
+/* True when another node than f's destination now leads the room's shard. */
+static bool owner_moved(struct cluster *cl, const struct pool_fwd *f)
+{
+    if (f->req.any_replica)
+        return false;
+    struct pool_shard *sh = pool_shard_of_room(cl, f->req.room_no);
+    uint64_t leader = sh != NULL ? group_leader(sh->g, NULL) : 0;
+    return leader != 0 && leader != f->dest;
+}
+
 static void fwds_tick(struct cluster *cl, uint64_t now)
 {
     struct pool_fwd *f, *tmp;
@@ -330,6 +340,13 @@ static void fwds_tick(struct cluster *cl, uint64_t now)
         if (f->dest == 0) {
             if (now - f->born_ms > POOL_PARK_MS)
                 fwd_fail(cl, f, PC_EUNAVAIL); /* never sent anywhere: not committed */
+            else
+                fwd_dispatch(cl, f);
+        } else if (f->dest != cl->self && owner_moved(cl, f)) {
+            /* The node it went to no longer leads the shard (paused, cut off): it will not
+             * answer soon. A post may still have been committed there. */
+            if (f->req.kind == ROOM_REQ_POST)
+                fwd_fail(cl, f, PC_EUNKNOWN);
             else
                 fwd_dispatch(cl, f);
         } else if (f->dest != cl->self && now - f->sent_ms > POOL_FWD_TIMEOUT_MS) {

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+
+#include "cmd/pchatctl/admin_client.h"
+#include "cmd/pchatctl/drill.h"
 
 /* Usage: pchatctl [-S SOCKET] OBJECT VERB [NAME] [--field value]…
  * e.g.   pchatctl room new Planning --category General --privacy closed --members alice@x,bob@x
@@ -35,52 +35,41 @@ static void usage(FILE *out)
             "           [--chat_enabled yes|no] [--disabled yes|no]\n"
             "  stats\n"
             "  pool status          every raft group (leader, term, commit, applied, lag) and peer link\n"
+            "  drill kill-owner ROOM [--stop SECONDS] [--sockets GLOB] [--user USER]\n"
+            "                       kill (or pause) the room's owner under a probe client, report the\n"
+            "                       outage and check that no acknowledged post was lost\n"
             "  shard transfer GROUP [--node ID]   hand a shard's ownership to another node (run it\n"
             "                       on the shard's current owner)\n"
             "LIST is comma-separated: alice@example.test,*@example.test,*\n");
 }
 
-static int talk(const char *path, const char *request, char **answer)
+/* pchatctl drill kill-owner ROOM [--stop SECONDS] [--sockets GLOB] [--user USER] */
+static int drill_main(const char *sock, int argc, char **argv)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "pchatctl: socket path too long: %s\n", path);
+    if (argc < 2 || strcmp(argv[0], "kill-owner") != 0) {
+        fprintf(stderr, "pchatctl: usage: drill kill-owner ROOM [--stop SECONDS] [--sockets GLOB] "
+                "[--user USER]\n");
         return 2;
     }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        fprintf(stderr, "pchatctl: cannot reach the node at %s: %s (is it running? see "
-                "'deploy/pool status')\n", path, strerror(errno));
-        return 2;
+    const char *room = argv[1], *sockets = NULL, *user = "admin@example.test";
+    unsigned stop_s = 0;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pchatctl: drill: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--stop") == 0)
+            stop_s = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--sockets") == 0)
+            sockets = argv[++i];
+        else if (strcmp(argv[i], "--user") == 0)
+            user = argv[++i];
+        else {
+            fprintf(stderr, "pchatctl: drill: unknown option %s\n", argv[i]);
+            return 2;
+        }
     }
-    size_t len = strlen(request);
-    if (write(fd, request, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "pchatctl: write to %s failed: %s\n", path, strerror(errno));
-        close(fd);
-        return 2;
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (n + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (memchr(buf, '\n', n) != NULL)
-            break;
-    }
-    close(fd);
-    buf[n] = '\0';
-    if (n == 0) {
-        fprintf(stderr, "pchatctl: the node closed the connection without answering\n");
-        free(buf);
-        return 2;
-    }
-    *answer = buf;
-    return 0;
+    return drill_kill_owner(sock, sockets, room, user, stop_s);
 }
 
 int main(int argc, char **argv)
@@ -105,6 +94,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (strcmp(argv[i], "drill") == 0)
+        return drill_main(sock, argc - i - 1, argv + i + 1);
     json_t *req = json_object();
     const char *object = argv[i++];
     char op[64];
@@ -136,7 +127,7 @@ int main(int argc, char **argv)
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char *answer = NULL;
-    int rc = talk(sock, text, &answer);
+    int rc = admin_talk(sock, text, &answer);
     free(text);
     if (rc != 0)
         return rc;

@@ -33,6 +33,7 @@ struct node {
     struct cluster_node *nodes;
     size_t n_nodes;
     char chat_uri[300];
+    char sip_address[300];
 };
 
 static void usage(FILE *out)
@@ -185,6 +186,9 @@ static int start(struct node *n)
     cc.domain = c->domain;
     cc.chat_uri = n->chat_uri;
     cc.node_label = c->node_name;
+    snprintf(n->sip_address, sizeof n->sip_address, "%s:%d",
+             c->sip_advertise[0] ? c->sip_advertise : c->sip_listen, c->sip_tcp_port);
+    cc.sip_address = n->sip_address;
     cc.default_history = (unsigned)c->chat_default_history;
     cc.max_history = (unsigned)c->chat_max_history;
     cc.message_max_chars = (unsigned)c->chat_message_max_chars;
