@@ -2,10 +2,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 #include <strings.h>
 
 #include "chat/chat_admin.h"
+#include "chat/chat_admin_int.h"
 #include "chat/chat_int.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -22,8 +22,7 @@ struct admin_call {
     char name[300];
 };
 
-static json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *error_answer(const char *fmt, ...)
+json_t *error_answer(const char *fmt, ...)
 {
     char buf[400];
     va_list ap;
@@ -35,7 +34,7 @@ static json_t *error_answer(const char *fmt, ...)
 
 /* ---- field helpers --------------------------------------------------------------------- */
 
-static const char *str_field(json_t *req, const char *name)
+const char *str_field(json_t *req, const char *name)
 {
     json_t *v = json_object_get(req, name);
     return json_is_string(v) ? json_string_value(v) : NULL;
@@ -505,77 +504,6 @@ static json_t *stats_json(struct chat_service *svc)
                      (json_int_t)meta_room_count(cluster_meta(svc->cl)));
 }
 
-/* The pool as this node sees it: every raft group and every peer link. */
-static json_t *pool_status_json(struct chat_service *svc)
-{
-    size_t n = cluster_groups(svc->cl, NULL, 0);
-    struct cluster_group_info *groups = pc_calloc(n, sizeof *groups);
-    cluster_groups(svc->cl, groups, n);
-    json_t *gl = json_array();
-    for (size_t i = 0; i < n; i++) {
-        const struct cluster_group_info *g = &groups[i];
-        json_array_append_new(gl, json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
-                                            "group", (json_int_t)g->id, "kind",
-                                            g->id == 0 ? "metadata" : "shard", "role", g->role,
-                                            "ready", g->ready, "leader", (json_int_t)g->leader,
-                                            "term", (json_int_t)g->term, "commit",
-                                            (json_int_t)g->commit_index, "applied",
-                                            (json_int_t)g->last_applied, "last_index",
-                                            (json_int_t)g->last_index, "lag",
-                                            (json_int_t)(g->commit_index - g->last_applied)));
-    }
-    pc_free(groups);
-    struct cluster_peer_info peers[64];
-    size_t np = cluster_peers(svc->cl, peers, 64);
-    json_t *pl = json_array();
-    for (size_t i = 0; i < np && i < 64; i++)
-        json_array_append_new(pl, json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "node",
-                                            (json_int_t)peers[i].id, "address", peers[i].address,
-                                            "up", peers[i].up, "sent", (json_int_t)peers[i].sent,
-                                            "received", (json_int_t)peers[i].received,
-                                            "reconnects", (json_int_t)peers[i].reconnects,
-                                            "dropped", (json_int_t)peers[i].dropped,
-                                            "queued_bytes", (json_int_t)peers[i].queued_bytes));
-    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o}", "ok", 1, "node",
-                     (json_int_t)cluster_node_id(svc->cl), "domain", cluster_meta(svc->cl)->domain,
-                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
-}
-
-/* Who this node is, for tools that act on the node's process (pchatctl drill). */
-static json_t *node_info_json(struct chat_service *svc)
-{
-    return json_pack("{s:b, s:I, s:s, s:I, s:s, s:s}", "ok", 1, "node",
-                     (json_int_t)cluster_node_id(svc->cl), "name", svc->cfg.node_label, "pid",
-                     (json_int_t)getpid(), "sip", svc->cfg.sip_address ? svc->cfg.sip_address : "",
-                     "domain", svc->cfg.domain);
-}
-
-/* Moves a shard's ownership: {"name": shard group (1..S), "node": target (optional)}. */
-static json_t *shard_transfer_json(struct chat_service *svc, json_t *req)
-{
-    const char *group_s = str_field(req, "name"), *node_s = str_field(req, "node");
-    char *end = NULL;
-    long group = group_s != NULL ? strtol(group_s, &end, 10) : 0;
-    if (group_s == NULL || *end != '\0' || group < 1)
-        return error_answer("shard.transfer needs the shard group number (1..S, see "
-                            "'pool status'), e.g. pchatctl shard transfer 3 --node 2");
-    long node = node_s != NULL ? strtol(node_s, &end, 10) : 0;
-    if (node_s != NULL && (*end != '\0' || node < 1))
-        return error_answer("--node must be a node id, e.g. --node 2");
-    uint64_t leader = 0;
-    int rc = cluster_shard_transfer(svc->cl, (uint32_t)group, (uint64_t)node, &leader);
-    if (rc == PC_ENOTLEADER)
-        return error_answer("node %llu owns shard group %ld, not this one: run the command "
-                            "against node %llu's admin socket", (unsigned long long)leader,
-                            group, (unsigned long long)leader);
-    if (rc == PC_ENOTFOUND)
-        return error_answer("shard group %ld is not in this pool, or the target node is not "
-                            "one of its voters (see 'pool status')", group);
-    if (rc != 0)
-        return error_answer("shard group %ld is being moved already; try again in a moment", group);
-    return json_pack("{s:b, s:s}", "ok", 1, "result", "transfer started");
-}
-
 void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
                        chat_admin_cb cb, void *arg)
 {
@@ -598,12 +526,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         user_op(svc, op, req, actor, cb, arg);
     else if (strcmp(op, "stats") == 0)
         cb(arg, stats_json(svc));
-    else if (strcmp(op, "pool.status") == 0)
-        cb(arg, pool_status_json(svc));
-    else if (strcmp(op, "node.info") == 0)
-        cb(arg, node_info_json(svc));
-    else if (strcmp(op, "shard.transfer") == 0)
-        cb(arg, shard_transfer_json(svc, req));
+    else if (chat_admin_pool(svc, op, req, cb, arg))
+        ;
     else
         cb(arg, error_answer("unknown operation '%s' (see docs/ADMIN.md)", op));
 }

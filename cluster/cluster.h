@@ -107,6 +107,7 @@ struct cluster_config {
     unsigned segment_bytes;      /* raft log segment size */
     unsigned snapshot_entries;   /* raft entries between snapshots */
     bool balance;                /* hand shard leadership to less loaded nodes */
+    bool join;                   /* joining an existing pool: wait to be added (node add) */
     unsigned max_pending_posts;  /* posts waiting for commit before PC_EBUSY */
     unsigned max_history;        /* cap on HISTORY count */
     uint32_t shard_count;        /* for a new pool */
@@ -158,6 +159,7 @@ struct cluster_group_info {
     uint32_t id;      /* 0 = metadata, 1..S = shards */
     const char *role; /* "leader", "follower", "candidate", "unavailable" */
     bool ready;       /* leader with everything of earlier terms applied */
+    unsigned voters;  /* in its configuration as this node knows it */
     uint64_t leader, term, commit_index, last_applied, last_index;
 };
 /* Fills up to max entries; returns the number of groups. */
@@ -177,6 +179,19 @@ uint64_t cluster_node_id(const struct cluster *cl);
  * when another node owns it (ask that node), PC_ENOTFOUND (no such group or node), PC_EBUSY
  * (a move is running). */
 int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader);
+
+/* Membership (pchatctl node add/remove): proposes the pool's member list with node id
+ * added at its cluster address, or removed. cb fires once the change is applied here;
+ * the raft groups then follow within seconds (a new node is caught up before it votes; a
+ * leaving node first hands its leaderships over). Returns 0, or PC_E* with the reason in
+ * err (already a member, unknown node, the last node, metadata unreachable). */
+int cluster_node_add(struct cluster *cl, uint64_t id, const char *address, meta_cb cb, void *arg,
+                     char *err, size_t errlen);
+int cluster_node_remove(struct cluster *cl, uint64_t id, meta_cb cb, void *arg, char *err,
+                        size_t errlen);
+/* The pool's members now (addresses copied into addr[i]); returns how many. */
+size_t cluster_members(const struct cluster *cl, struct cluster_node *out, char (*addr)[128],
+                       size_t max);
 
 /* The node that owns the room now as this node knows it (its shard group's leader); 0 when
  * unknown (an election is running) or the room does not exist. */

@@ -30,6 +30,8 @@ struct group {
     bool ready;
     bool barrier_pending;
     struct raft_barrier barrier;
+    bool changing;
+    struct raft_change change;
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -73,6 +75,57 @@ void group_status(const struct group *g, struct group_status *out)
     out->commit_index = raft_commit_index(r);
     out->last_applied = raft_last_applied(r);
     out->last_index = raft_last_index(r);
+    out->voters = 0;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        out->voters += r->configuration.servers[i].role == RAFT_VOTER;
+}
+
+size_t group_members(const struct group *g, struct group_member *out, size_t max)
+{
+    const struct raft_configuration *c = &g->raft.configuration;
+    for (unsigned i = 0; i < c->n && i < max; i++)
+        out[i] = (struct group_member){c->servers[i].id, c->servers[i].address,
+                                       c->servers[i].role == RAFT_VOTER};
+    return c->n;
+}
+
+bool group_changing(const struct group *g)
+{
+    return g->changing;
+}
+
+static void change_done(struct raft_change *req, int status)
+{
+    struct group *g = req->data;
+    g->changing = false;
+    if (status != 0 && !g->closing)
+        pc_warn("cluster: group %u: configuration change failed: %s (retried)", g->cfg.id,
+                raft_strerror(status));
+}
+
+int group_change(struct group *g, enum group_change_kind kind, uint64_t id, const char *address)
+{
+    if (g->closing || !g->ready)
+        return PC_ENOTLEADER;
+    if (g->changing)
+        return PC_EBUSY;
+    g->change.data = g;
+    int rv;
+    static const char *const what[] = {"adding", "promoting to voter", "removing"};
+    if (kind == GROUP_ADD)
+        rv = raft_add(&g->raft, &g->change, id, address, change_done);
+    else if (kind == GROUP_VOTER)
+        rv = raft_assign(&g->raft, &g->change, id, RAFT_VOTER, change_done);
+    else
+        rv = raft_remove(&g->raft, &g->change, id, change_done);
+    if (rv != 0) {
+        pc_warn("cluster: group %u: %s node %llu refused: %s", g->cfg.id, what[kind],
+                (unsigned long long)id, raft_strerror(rv));
+        return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : PC_EBUSY;
+    }
+    g->changing = true;
+    pc_notice("cluster: group %u: %s node %llu", g->cfg.id, what[kind], (unsigned long long)id);
+    return 0;
 }
 
 static void barrier_done(struct raft_barrier *req, int status)
@@ -250,7 +303,8 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     raft_configuration_init(&conf);
     for (size_t i = 0; i < cfg->n_voters; i++)
         raft_configuration_add(&conf, cfg->voters[i].id, cfg->voters[i].address, RAFT_VOTER);
-    rv = raft_bootstrap(&g->raft, &conf);
+    /* No voters: a node joining an existing pool waits to be added by the leaders. */
+    rv = cfg->n_voters > 0 ? raft_bootstrap(&g->raft, &conf) : 0;
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) { /* CANTBOOTSTRAP: state exists, a restart */
         snprintf(errmsg, errlen, "group %u: bootstrap: %s", cfg->id, raft_errmsg(&g->raft));

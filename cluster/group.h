@@ -69,8 +69,26 @@ uint32_t group_id(const struct group *g);
  * voter of the group, or is this node). Never from inside a raft callback. */
 int group_transfer(struct group *g, uint64_t node);
 
+/* A server of the group's current raft configuration (as this node knows it). */
+struct group_member {
+    uint64_t id;
+    const char *address; /* valid until the next loop iteration */
+    bool voter;
+};
+/* Fills up to max members; returns how many there are. */
+size_t group_members(const struct group *g, struct group_member *out, size_t max);
+
+/* One configuration change (the leader only, one at a time per group; raft refuses a
+ * second with PC_EBUSY): ADD a node as a non-voter (raft catches it up), make it a VOTER
+ * (raft first catches it up, then promotes it), or REMOVE it. The outcome is logged; the
+ * caller looks at group_members again later. Never from inside a raft callback. */
+enum group_change_kind { GROUP_ADD, GROUP_VOTER, GROUP_REMOVE };
+int group_change(struct group *g, enum group_change_kind kind, uint64_t id, const char *address);
+bool group_changing(const struct group *g);
+
 struct group_status {
     const char *role; /* "leader", "follower", "candidate", "unavailable" */
+    unsigned voters;  /* in the configuration as this node knows it */
     uint64_t leader, term, commit_index, last_applied, last_index;
 };
 void group_status(const struct group *g, struct group_status *out);

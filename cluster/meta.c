@@ -692,6 +692,25 @@ static void apply_init(struct meta *m, const struct meta_op *op, struct store_ba
     put_u64_global(b, "shard_count", m->shard_count);
 }
 
+/* Membership is an operator's change of the pool: compare-and-set, so that two operators
+ * changing it at once cannot silently undo each other. */
+static void apply_nodes(struct meta *m, const struct meta_op *op, struct store_batch *b,
+                        struct meta_result *res)
+{
+    if (strcmp(m->nodes, op->prev_nodes) != 0) {
+        fail(res, PC_EBUSY, "the pool's membership changed meanwhile (now: %s); retry",
+             m->nodes[0] ? m->nodes : "as created");
+        return;
+    }
+    if (op->nodes[0] == '\0' || strchr(op->nodes, '=') == NULL) {
+        fail(res, PC_EINVAL, "%s", "a pool needs at least one node");
+        return;
+    }
+    pc_strlcpy(m->nodes, op->nodes, sizeof m->nodes);
+    uint8_t k[STORE_KEY_MAX];
+    store_batch_put(b, STORE_CF_META, k, store_key_global(k, "nodes"), m->nodes, strlen(m->nodes));
+}
+
 /* Room changes are compliance events, written in the same batch as the change so that an
  * event exists exactly when its change does. */
 static void room_event(struct meta *m, uint64_t index, const struct meta_op *op,
@@ -757,6 +776,7 @@ void meta_apply(struct meta *m, uint64_t index, const struct meta_op *op,
     case META_OP_FOLLOW: apply_follow(m, op, batch, res); break;
     case META_OP_INVITE: apply_invite(m, op, batch, res); break;
     case META_OP_INIT: apply_init(m, op, batch, res); break;
+    case META_OP_NODES: apply_nodes(m, op, batch, res); break;
     default: fail(res, PC_EINVAL, "%s", "unknown metadata operation");
     }
     if (res->status == 0 && (op->kind == META_OP_ROOM_PUT || op->kind == META_OP_ROOM_DEL))
@@ -880,6 +900,9 @@ int meta_load(struct meta *m, struct store *st)
     struct pc_buf v = {0};
     if (store_get(st, STORE_CF_META, k, store_key_global(k, "domain"), &v) == 0)
         pc_strlcpy(m->domain, v.data, sizeof m->domain);
+    pc_buf_reset(&v);
+    if (store_get(st, STORE_CF_META, k, store_key_global(k, "nodes"), &v) == 0)
+        pc_strlcpy(m->nodes, v.data, sizeof m->nodes);
     if (store_get(st, STORE_CF_STATE, k, store_key_applied(k, META_GROUP), &v) == 0 && v.len == 8)
         m->applied_index = pc_be64_read((const uint8_t *)v.data);
     pc_buf_free(&v);

@@ -90,6 +90,8 @@ struct meta {
     uint32_t shard_count;
     uint64_t applied_index;         /* last operation applied (raft index, or a counter) */
     char domain[128];
+    char nodes[1024];               /* the pool's voting nodes "1=addr,2=addr" ("" = the
+                                       nodes the pool was created with, from config) */
     unsigned compl_mask;            /* compliance event classes recorded by apply */
 };
 
@@ -105,6 +107,7 @@ enum meta_op_kind {
     META_OP_FOLLOW,           /* user follows (flag) or unfollows a room */
     META_OP_INVITE,           /* add an invitation for a user */
     META_OP_INIT,             /* set domain and shard count of a new pool (once) */
+    META_OP_NODES,            /* replace the pool's membership (nodes), if it still is prev */
 };
 
 /* One metadata change, as proposed by a node and applied on every replica. The records are
@@ -122,6 +125,8 @@ struct meta_op {
     bool flag;                      /* FOLLOW: true = follow */
     uint32_t shard_count;           /* INIT */
     char domain[128];               /* INIT */
+    char nodes[1024];               /* NODES: the new membership "1=addr,2=addr" */
+    char prev_nodes[1024];          /* NODES: the membership it replaces (compare-and-set) */
 };
 
 /* Result of applying an operation. */

@@ -173,6 +173,10 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
         pc_bin_put_uv(out, op->shard_count);
         pc_bin_put_str(out, op->domain);
         break;
+    case META_OP_NODES:
+        pc_bin_put_str(out, op->nodes);
+        pc_bin_put_str(out, op->prev_nodes);
+        break;
     }
 }
 
@@ -221,6 +225,10 @@ int meta_op_decode(const void *p, size_t len, struct meta_op *op)
         get_fixed(&r, op->domain, sizeof op->domain);
         break;
     }
+    case META_OP_NODES:
+        get_fixed(&r, op->nodes, sizeof op->nodes);
+        get_fixed(&r, op->prev_nodes, sizeof op->prev_nodes);
+        break;
     default:
         r.err = PC_ECORRUPT;
     }

@@ -644,6 +644,18 @@ static void acceptCb(void *arg, const struct raft_mux_peer_accept *acc)
 
 /* ---- life cycle -------------------------------------------------------------------------- */
 
+static struct pl_node *addNode(struct peer_link *pl, uint64_t id, const char *address)
+{
+    struct pl_node *n = &pl->nodes[pl->n_nodes++];
+    n->pl = pl;
+    n->id = id;
+    n->address = pc_strdup(address);
+    n->backoff_ms = pl->reconnect_ms;
+    uv_timer_init(pl->loop, &n->timer);
+    n->timer.data = n;
+    return n;
+}
+
 static int checkConfig(const struct peer_link_config *cfg, size_t *n_out)
 {
     size_t count = 0;
@@ -674,6 +686,8 @@ int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_lin
         out == NULL)
         return PC_EINVAL;
     int rv = checkConfig(cfg, &count);
+    if (rv == 0 && count > PL_MAX_NODES)
+        rv = PC_EINVAL;
     if (rv != 0) {
         pc_error("peer link: invalid configuration (node ids must be non-zero and unique, "
                  "every peer needs an address)");
@@ -689,24 +703,30 @@ int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_lin
     if (pl->max_frame > UINT32_MAX)
         pl->max_frame = UINT32_MAX; /* the length field is 32 bits */
     pl->reconnect_ms = cfg->reconnect_ms ? cfg->reconnect_ms : PL_DEFAULT_RECONNECT_MS;
-    pl->nodes = pc_calloc(count ? count : 1, sizeof *pl->nodes);
+    /* Fixed capacity: handles point into this array, so it never moves (peer_link_add). */
+    pl->nodes = pc_calloc(PL_MAX_NODES, sizeof *pl->nodes);
     uv_prepare_init(loop, &pl->flush);
     pl->flush.data = pl;
-    for (size_t i = 0; i < cfg->n_peers; i++) {
-        if (cfg->peers[i].id == cfg->self_id)
-            continue;
-        struct pl_node *n = &pl->nodes[pl->n_nodes++];
-        n->pl = pl;
-        n->id = cfg->peers[i].id;
-        n->address = pc_strdup(cfg->peers[i].address);
-        n->backoff_ms = pl->reconnect_ms;
-        uv_timer_init(loop, &n->timer);
-        n->timer.data = n;
-    }
+    for (size_t i = 0; i < cfg->n_peers; i++)
+        if (cfg->peers[i].id != cfg->self_id)
+            addNode(pl, cfg->peers[i].id, cfg->peers[i].address);
     raft_mux_set_peer_handler(mux, acceptCb, pl);
     for (size_t i = 0; i < pl->n_nodes; i++)
         dial(&pl->nodes[i]);
     *out = pl;
+    return 0;
+}
+
+int peer_link_add(struct peer_link *pl, uint64_t id, const char *address)
+{
+    if (pl->closing || id == 0 || id == pl->self_id || address == NULL || address[0] == '\0')
+        return PC_EINVAL;
+    if (findNode(pl, id) != NULL)
+        return PC_EEXIST;
+    if (pl->n_nodes >= PL_MAX_NODES)
+        return PC_ETOOBIG;
+    dial(addNode(pl, id, address));
+    pc_notice("peer link: node %llu at %s added", (unsigned long long)id, address);
     return 0;
 }
 

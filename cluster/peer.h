@@ -64,6 +64,14 @@ struct peer_handlers {
 int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_link_config *cfg,
                     const struct peer_handlers *h, struct peer_link **out);
 
+/* At most this many other nodes. */
+#define PL_MAX_NODES 64
+
+/* Adds a node that joined the pool and dials it. Returns 0; PC_EEXIST (known already);
+ * PC_EINVAL (self, id 0, no address, closing); PC_ETOOBIG (PL_MAX_NODES reached). A node
+ * that leaves the pool stays a peer until the restart (the link just stays down). */
+int peer_link_add(struct peer_link *pl, uint64_t id, const char *address);
+
 /* Queues one message for node (payload copied). Returns 0; PC_EUNAVAIL (unknown node, self,
  * or the link is closing); PC_EBUSY (the queue would pass max_queue_bytes: the caller
  * answers 503); PC_ETOOBIG (1 + len over max_frame_bytes: the peer would refuse it). Never

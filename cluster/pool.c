@@ -182,6 +182,7 @@ static void tick_cb(uv_timer_t *h)
     uint64_t now = pc_mono_ms();
     route_tick(cl, now);
     meta_tick(cl, now);
+    members_tick(cl);
     /* Staggered by node id, so that two nodes do not move shards at the same moment. */
     if (++cl->ticks % POOL_BALANCE_TICKS == (cl->self * 37) % POOL_BALANCE_TICKS)
         balance(cl);
@@ -230,7 +231,8 @@ static void fill_group_config(struct cluster *cl, struct group_config *gc, uint3
         voters[i] = (struct group_voter){cl->nodes[i].id, cl->nodes[i].address};
     *gc = (struct group_config){
         .id = id, .dir = dir, .self_id = cl->self, .self_address = cl->address,
-        .voters = voters, .n_voters = cl->n_nodes, .election_ms = cl->cfg.election_ms,
+        /* A joining node bootstraps nothing: the pool's leaders add it. */
+        .voters = voters, .n_voters = cl->cfg.join ? 0 : cl->n_nodes, .election_ms = cl->cfg.election_ms,
         .heartbeat_ms = cl->cfg.heartbeat_ms, .segment_bytes = cl->cfg.segment_bytes,
         .snapshot_threshold = cl->cfg.snapshot_entries,
         .snapshot_trailing = cl->cfg.snapshot_entries / 4, .ctx = cl};
@@ -533,7 +535,8 @@ static void group_info(const struct group *g, struct cluster_group_info *out)
     struct group_status st;
     group_status(g, &st);
     *out = (struct cluster_group_info){.id = group_id(g), .role = st.role,
-                                       .ready = group_ready_leader(g), .leader = st.leader,
+                                       .ready = group_ready_leader(g), .voters = st.voters,
+                                       .leader = st.leader,
                                        .term = st.term, .commit_index = st.commit_index,
                                        .last_applied = st.last_applied, .last_index = st.last_index};
 }

@@ -171,7 +171,7 @@ struct cluster {
 
     uv_prepare_t prepare;
     uv_timer_t tick;
-    unsigned ticks;
+    unsigned ticks, member_ticks;
 
     /* asking side */
     struct pool_fwd *fwds;
@@ -214,6 +214,9 @@ void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no,
                            uint64_t to);
 void route_close(struct cluster *cl);
 unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
+
+/* pool_members.c */
+void members_tick(struct cluster *cl);
 
 /* pool_backfill.c */
 void backfill_tick(struct cluster *cl, uint64_t now);

@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "           [--chat_enabled yes|no] [--disabled yes|no]\n"
             "  stats\n"
             "  pool status          every raft group (leader, term, commit, applied, lag) and peer link\n"
+            "  node list|add|remove ID [--address HOST:PORT]   the pool's members; a new node\n"
+            "                       starts with [cluster] join = yes, then: node add 4 --address …\n"
             "  drill kill-owner ROOM [--stop SECONDS] [--sockets GLOB] [--user USER]\n"
             "                       kill (or pause) the room's owner under a probe client, report the\n"
             "                       outage and check that no acknowledged post was lost\n"

@@ -211,6 +211,7 @@ static int start(struct node *n)
                                 .segment_bytes = (unsigned)c->cluster_segment_bytes,
                                 .snapshot_entries = (unsigned)c->cluster_snapshot_entries,
                                 .balance = c->cluster_balance,
+                                .join = c->cluster_join,
                                 .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,

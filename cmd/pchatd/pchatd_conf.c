@@ -68,6 +68,9 @@ const struct pc_conf_item pchatd_conf_table[] = {
      "raft heartbeat interval (well below the election timeout)"},
     {"cluster", "segment_size", PC_CONF_SIZE, F(cluster_segment_bytes), "1M", 64 * 1024, 64 << 20,
      "raft log segment file size"},
+    {"cluster", "join", PC_CONF_BOOL, F(cluster_join), "no", 0, 0,
+     "yes on a node joining a running pool: it waits to be added (pchatctl node add) "
+     "instead of creating a pool with [cluster] peers"},
     {"cluster", "balance", PC_CONF_BOOL, F(cluster_balance), "yes", 0, 0,
      "hand shard ownership to less loaded nodes so that every node owns its share"},
     {"cluster", "snapshot_entries", PC_CONF_INT, F(cluster_snapshot_entries), "1024", 16, 10000000,

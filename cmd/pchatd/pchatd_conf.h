@@ -44,6 +44,7 @@ struct pchatd_conf {
     size_t cluster_segment_bytes;
     int cluster_snapshot_entries;
     bool cluster_balance;
+    bool cluster_join;
     int cluster_max_pending_posts;
     /* [chat] */
     int chat_default_history;

@@ -122,8 +122,9 @@ static void posters_up(struct pool_run *r)
     }
 }
 
-/* Settles the posters, dumps every node's history and runs the checker over it all. */
-static void check_all(struct pool_run *r)
+/* Settles the posters, dumps the history through every running node of the pool (and
+ * `extra`, when given) and runs the checker over it all. */
+static void check_all_with(struct pool_run *r, struct tl_node *extra)
 {
     assert_true(tl_posters_settle(r->p, POSTERS, 15000));
     tl_posters_run(r->p, POSTERS, 500, false); /* the last deliveries */
@@ -135,26 +136,41 @@ static void check_all(struct pool_run *r)
         unknown += st.unknown;
         tl_poster_free(r->p[i]);
     }
+    struct tl_node *nodes[NODES + 1];
+    int n = 0;
+    for (int k = 0; k < NODES; k++)
+        if (r->nodes[k].pid != 0)
+            nodes[n++] = &r->nodes[k];
+    if (extra != NULL)
+        nodes[n++] = extra;
     char args[4096] = "";
-    size_t stored[NODES];
-    for (int k = 0; k < NODES; k++) {
-        char label[16];
-        snprintf(label, sizeof label, "n%d", k + 1);
-        snprintf(r->logs[POSTERS + k], sizeof r->logs[0], "%s/history-%s.log", r->nodes[0].dir, label);
-        stored[k] = tl_dump_history(r->nodes[k].sip_port, label, r->lobby, r->logs[POSTERS + k]);
-    }
-    for (int i = 0; i < POSTERS + NODES; i++) {
+    for (int i = 0; i < POSTERS; i++) {
         strcat(args, " ");
         strcat(args, r->logs[i]);
     }
-    fprintf(stderr, "  %llu acknowledged, %llu unknown; history n1 %zu, n2 %zu, n3 %zu\n",
-            (unsigned long long)acked, (unsigned long long)unknown, stored[0], stored[1], stored[2]);
+    fprintf(stderr, "  %llu acknowledged, %llu unknown; history:", (unsigned long long)acked,
+            (unsigned long long)unknown);
+    for (int k = 0; k < n; k++) {
+        char label[16], path[320];
+        snprintf(label, sizeof label, "t%d", nodes[k]->sip_port);
+        snprintf(path, sizeof path, "%s/history-%s.log", r->nodes[0].dir, label);
+        size_t stored = tl_dump_history(nodes[k]->sip_port, label, r->lobby, path);
+        fprintf(stderr, " %s %zu", label, stored);
+        strcat(args, " ");
+        strcat(args, path);
+    }
+    fprintf(stderr, "\n");
     assert_true(acked > 100);
     int rc = tl_check(args);
     if (rc != 0)
-        for (int k = 0; k < NODES; k++)
-            tl_node_dump_log(&r->nodes[k]);
+        for (int k = 0; k < n; k++)
+            tl_node_dump_log(nodes[k]);
     assert_int_equal(rc, 0);
+}
+
+static void check_all(struct pool_run *r)
+{
+    check_all_with(r, NULL);
 }
 
 static void pool_down(struct pool_run *r)
@@ -286,11 +302,86 @@ static void killOwner_thenMetaLeader_losesNothing(void **state)
     pool_down(&r);
 }
 
+/* Waits until node n sees every raft group with `voters` voters; returns the time taken. */
+static uint64_t wait_voters(struct pool_run *r, struct tl_node *n, int voters, unsigned ms)
+{
+    uint64_t t0 = pc_mono_ms();
+    for (;;) {
+        char out[32768];
+        assert_int_equal(tl_pchatctl(n, out, sizeof out, "--json pool status"), 0);
+        json_t *j = json_loads(out, 0, NULL);
+        json_t *groups = json_object_get(j, "groups");
+        bool all = json_array_size(groups) > 0;
+        for (size_t i = 0; i < json_array_size(groups); i++)
+            all = all && json_integer_value(json_object_get(json_array_get(groups, i), "voters")) == voters;
+        json_decref(j);
+        if (all)
+            return pc_mono_ms() - t0;
+        if (pc_mono_ms() - t0 > ms)
+            fail_msg("the raft groups did not reach %d voters within %u ms", voters, ms);
+        tl_posters_run(r->p, POSTERS, 100, true);
+    }
+}
+
+/* Membership online: a fourth node joins under load and becomes a voter of every group;
+ * then node 1 dies and is removed, and node 2 dies too: the pool of {3, 4} is a majority
+ * of the remaining three voters only because node 4 really votes. */
+static void addNode_thenRemoveOne_keepsServing(void **state)
+{
+    (void)state;
+    static struct pool_run r;
+    memset(&r, 0, sizeof r);
+    int base = tl_port_base() + 30;
+    pool_up(&r, base);
+    posters_up(&r);
+
+    struct tl_node n4;
+    char conf[1024], peers[512] = "";
+    for (int i = 0; i < 4; i++) {
+        char item[64];
+        snprintf(item, sizeof item, "%s%d=127.0.0.1:%d", i ? "," : "", i + 1,
+                 base + i + TL_CLUSTER_PORT_OFFSET);
+        strcat(peers, item);
+    }
+    snprintf(conf, sizeof conf, "[node]\nid = 4\nname = n4\n[cluster]\npeers = %s\njoin = yes\n%s",
+             peers, pool_conf);
+    tl_node_init(&n4, base + 3, conf);
+    tl_node_spawn(&n4);
+    tl_posters_run(r.p, POSTERS, 500, true);
+
+    char out[4096], args[128];
+    snprintf(args, sizeof args, "node add 4 --address 127.0.0.1:%d", base + 3 + TL_CLUSTER_PORT_OFFSET);
+    assert_int_equal(tl_pchatctl(&r.nodes[0], out, sizeof out, args), 0);
+    uint64_t took = wait_voters(&r, &r.nodes[0], 4, 30000);
+    tl_node_wait_ready(&n4, 10000);
+    fprintf(stderr, "  node 4 joined: a voter of every group after %llu ms\n", (unsigned long long)took);
+
+    tl_node_kill(&r.nodes[0]);
+    assert_int_equal(tl_pchatctl(&r.nodes[1], out, sizeof out, "node remove 1"), 0);
+    took = wait_voters(&r, &r.nodes[1], 3, 30000);
+    fprintf(stderr, "  node 1 killed and removed: 3 voters everywhere after %llu ms\n",
+            (unsigned long long)took);
+    tl_node_kill(&r.nodes[1]);
+    struct tl_poster_stats before, after;
+    tl_poster_stats(r.p[4], &before); /* a poster of node 3 */
+    tl_posters_run(r.p, POSTERS, 4000, true);
+    tl_poster_stats(r.p[4], &after);
+    fprintf(stderr, "  node 2 killed too: nodes 3 and 4 acknowledged %llu more posts of one poster\n",
+            (unsigned long long)(after.acked - before.acked));
+    assert_true(after.acked > before.acked + 10);
+
+    check_all_with(&r, &n4);
+    tl_node_stop(&n4);
+    tl_node_cleanup(&n4);
+    pool_down(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anyNode_servesAnyRoom_withOneOrder),
         cmocka_unit_test(killOwner_thenMetaLeader_losesNothing),
+        cmocka_unit_test(addNode_thenRemoveOne_keepsServing),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

@@ -328,6 +328,35 @@ static void init_setsDomainAndShardsOnce(void **state)
     assert_int_equal(fx->m.shard_count, SHARDS);
 }
 
+static void op_nodes(struct meta_op *op, const char *prev, const char *nodes)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = META_OP_NODES;
+    snprintf(op->prev_nodes, sizeof op->prev_nodes, "%s", prev);
+    snprintf(op->nodes, sizeof op->nodes, "%s", nodes);
+}
+
+/* Membership changes are compare-and-set: a change based on a stale view is refused. */
+static void nodes_changeOnlyFromTheCurrentMembership(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta_op op;
+    op_nodes(&op, "", "1=10.0.0.1:7600,2=10.0.0.2:7600,3=10.0.0.3:7600,4=10.0.0.4:7600");
+    apply_ok(fx, &op);
+    assert_string_equal(fx->m.nodes, "1=10.0.0.1:7600,2=10.0.0.2:7600,3=10.0.0.3:7600,4=10.0.0.4:7600");
+    op_nodes(&op, "", "1=10.0.0.1:7600");
+    apply_rejected(fx, &op, PC_EBUSY, "membership changed meanwhile");
+    op_nodes(&op, fx->m.nodes, "");
+    apply_rejected(fx, &op, PC_EINVAL, "at least one node");
+    op_nodes(&op, fx->m.nodes, "2=10.0.0.2:7600,3=10.0.0.3:7600,4=10.0.0.4:7600");
+    apply_ok(fx, &op);
+    /* It survives a restart (loaded from the store). */
+    struct meta m2 = {0};
+    assert_int_equal(meta_load(&m2, fx->st), 0);
+    assert_string_equal(m2.nodes, "2=10.0.0.2:7600,3=10.0.0.3:7600,4=10.0.0.4:7600");
+    meta_free(&m2);
+}
+
 static void apply_createsCategoryAndRoomWithNumbers(void **state)
 {
     struct fixture *fx = *state;
@@ -710,6 +739,10 @@ static size_t every_op(struct meta_op *ops)
     op_follow(&ops[n++], META_OP_FOLLOW, BOB, UINT64_MAX, true);
     op_follow(&ops[n++], META_OP_INVITE, BOB, 12, false);
     ops[n - 1].ts_us = INT64_MIN;
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].kind = META_OP_NODES;
+    snprintf(ops[n].nodes, sizeof ops[n].nodes, "1=127.0.0.1:7600,4=127.0.0.1:7630");
+    snprintf(ops[n++].prev_nodes, sizeof ops[0].prev_nodes, "1=127.0.0.1:7600");
     return n;
 }
 
@@ -747,6 +780,10 @@ static void assert_ops_equal(const struct meta_op *a, const struct meta_op *b)
     case META_OP_INIT:
         assert_int_equal(a->shard_count, b->shard_count);
         assert_string_equal(a->domain, b->domain);
+        break;
+    case META_OP_NODES:
+        assert_string_equal(a->nodes, b->nodes);
+        assert_string_equal(a->prev_nodes, b->prev_nodes);
         break;
     }
 }
@@ -884,6 +921,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(init_setsDomainAndShardsOnce),
+        T(nodes_changeOnlyFromTheCurrentMembership),
         T(apply_createsCategoryAndRoomWithNumbers),
         T(apply_updateKeepsIdentityAndOrigin),
         T(apply_rejectsDuplicatesAndUnknownNames),
