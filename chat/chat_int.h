@@ -28,6 +28,11 @@ struct chat_session {
     char user[256];
     struct chat_joined *joined;
     unsigned refs;
+    /* Until this node's metadata has caught up with the pool (cluster_meta_sync at session
+     * start), the session's INFOs wait here in order, so that a client sees on any node
+     * what it changed through another one. */
+    bool synced;
+    struct chat_held *held, **held_tail;
 };
 
 /* Sessions of this node in one room: the fan-out list for its deliveries. */

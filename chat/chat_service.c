@@ -165,6 +165,35 @@ static enum sip_user_status user_status(void *ctx, const char *uri)
     return u->chat_enabled ? SIP_USER_OK : SIP_USER_NO_CHAT;
 }
 
+/* An INFO that arrived before the session's metadata sync completed. */
+struct chat_held {
+    struct chat_held *next;
+    struct sip_txn *txn;
+    size_t len;
+    char body[];
+};
+
+static void handle_info(struct chat_service *svc, struct chat_session *s, struct sip_txn *txn,
+                        const char *body, size_t len);
+
+static void session_synced(void *arg, const struct meta_result *res)
+{
+    (void)res;
+    struct chat_session *s = arg;
+    s->synced = true;
+    struct chat_held *h;
+    while ((h = s->held) != NULL) {
+        s->held = h->next;
+        if (s->dlg != NULL)
+            handle_info(s->svc, s, h->txn, h->body, h->len);
+        else
+            sip_txn_reply(h->txn, 481, "The chat session has ended");
+        pc_free(h);
+    }
+    s->held_tail = &s->held;
+    chat_session_unref(s);
+}
+
 static int dialog_new(void *ctx, struct sip_dialog *dlg)
 {
     struct chat_service *svc = ctx;
@@ -177,6 +206,12 @@ static int dialog_new(void *ctx, struct sip_dialog *dlg)
     HASH_ADD(hh, svc->sessions, id, sizeof s->id, s);
     sip_dialog_set_data(dlg, s);
     svc->stats.sessions++;
+    s->held_tail = &s->held;
+    chat_session_ref(s); /* held by the sync until it completes */
+    if (cluster_meta_sync(svc->cl, session_synced, s) != 0) {
+        s->synced = true;
+        chat_session_unref(s);
+    }
     return 0;
 }
 
@@ -220,12 +255,29 @@ static void info(void *ctx, struct sip_dialog *dlg, struct sip_txn *txn, const c
 {
     struct chat_service *svc = ctx;
     struct chat_session *s = sip_dialog_data(dlg);
+    if (!s->synced) {
+        struct chat_held *h = pc_malloc(sizeof *h + len + 1);
+        h->next = NULL;
+        h->txn = txn;
+        h->len = len;
+        memcpy(h->body, body, len);
+        h->body[len] = '\0';
+        *s->held_tail = h;
+        s->held_tail = &h->next;
+        return;
+    }
+    handle_info(svc, s, txn, body, len);
+}
+
+static void handle_info(struct chat_service *svc, struct chat_session *s, struct sip_txn *txn,
+                        const char *body, size_t len)
+{
     struct xccos_msg m;
     char err[160];
     int rc = xccos_decode(body, len, &xccos_default_limits, &m, err, sizeof err);
     if (rc != 0) {
         svc->stats.bad_xccos++;
-        pc_warn("chat: bad XCCOS from %s at %s: %s", s->user, sip_dialog_peer(dlg), err);
+        pc_warn("chat: bad XCCOS from %s at %s: %s", s->user, sip_dialog_peer(s->dlg), err);
         char reason[200];
         snprintf(reason, sizeof reason, "Malformed XCCOS: %s", err);
         sip_txn_reply(txn, rc == PC_ETOOBIG ? 413 : 400, reason);

@@ -129,6 +129,12 @@ const struct meta *cluster_meta(const struct cluster *cl);
  * right after sees it) or failed. Returns PC_EBUSY at once when the node is overloaded. */
 int cluster_meta_submit(struct cluster *cl, const struct meta_op *op, meta_cb cb, void *arg);
 
+/* Calls cb (from the loop, res->status 0) once this replica has applied every metadata
+ * change the metadata leader had committed when asked: a session opened after a change was
+ * acknowledged anywhere sees it. Gives up waiting after about a second (leader
+ * unreachable) and calls cb all the same. */
+int cluster_meta_sync(struct cluster *cl, meta_cb cb, void *arg);
+
 /* Sends a request to the owner of req->room_no. cb fires exactly once. Returns PC_EBUSY at
  * once when the node's queue is full (the caller answers 503). */
 int cluster_room_submit(struct cluster *cl, const struct room_req *req, room_cb cb, void *arg);

@@ -84,6 +84,12 @@ static void on_peer_message(void *ctx, uint64_t from, uint8_t type, const void *
         }
         break;
     }
+    case POOL_MSG_META_SYNC: {
+        uint64_t req_id;
+        if ((rc = pool_meta_sync_decode(p, len, &req_id)) == 0)
+            meta_sync_request(cl, from, req_id);
+        break;
+    }
     case POOL_MSG_META_RES: {
         struct pool_meta_res m;
         if ((rc = pool_meta_res_decode(p, len, NULL, &m)) == 0)

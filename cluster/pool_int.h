@@ -26,13 +26,13 @@ enum {
     POOL_TICK_MS = 20,
     POOL_PARK_MS = 3000,          /* no owner reachable this long: PC_EUNAVAIL (never committed) */
     POOL_FWD_TIMEOUT_MS = 10000,  /* an owner that never answers: POST unknown, others unavailable */
-    POOL_MAX_REROUTES = 8,
     POOL_MAX_INFLIGHT = 4,        /* entries in flight per shard */
     POOL_MAX_OPS_PER_ENTRY = 2048,
     POOL_REPLAY_MAX = 10000,      /* messages replayed to a (re)subscribing node at most */
     POOL_QUIET_ENTER_MS = 3000,   /* a new owner re-adds announced sessions silently */
     POOL_META_WAIT_MS = 5000,     /* longest wait for the local replica to catch up */
     POOL_RESUB_MS = 1000,         /* an unanswered SUBSCRIBE is sent again after this */
+    POOL_SYNC_MS = 1000,          /* a metadata sync waits at most this long */
     POOL_BACKFILL_PAGE = 500,
     POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
 };
@@ -126,7 +126,7 @@ struct pool_meta_call {
     TAILQ_ENTRY(pool_meta_call) link;  /* meta_out: local callers */
     TAILQ_ENTRY(pool_meta_call) plink; /* meta_propose */
     struct cluster *cl;
-    bool queued, is_init;
+    bool queued, is_init, is_sync;
     uint64_t req_id;
     struct meta_op op;        /* owned (meta_op_clear) */
     meta_cb cb;               /* a local caller; NULL for a remote one */
@@ -233,6 +233,7 @@ void owner_close(struct cluster *cl);
 
 /* pool_meta.c */
 void meta_request(struct cluster *cl, uint64_t origin, const struct pool_meta_req *in);
+void meta_sync_request(struct cluster *cl, uint64_t origin, uint64_t req_id);
 void meta_answer(struct cluster *cl, const struct pool_meta_res *res);
 void meta_prepare(struct cluster *cl);
 void meta_tick(struct cluster *cl, uint64_t now);

@@ -18,9 +18,14 @@
          (var) = (tvar))
 #endif
 
+/* The metadata group's raft index applied here: every index (barriers and configuration
+ * entries included, which never reach the FSM), so that it is comparable with a leader's
+ * commit index. */
 static uint64_t applied_here(const struct cluster *cl)
 {
-    return cluster_meta(cl)->applied_index;
+    struct group_status st;
+    group_status(cl->meta_g, &st);
+    return st.last_applied;
 }
 
 static void call_free(struct pool_meta_call *c)
@@ -137,6 +142,64 @@ void meta_request(struct cluster *cl, uint64_t origin, const struct pool_meta_re
     queue_proposal(cl, c);
 }
 
+static uint64_t commit_here(const struct cluster *cl)
+{
+    struct group_status st;
+    group_status(cl->meta_g, &st);
+    return st.commit_index;
+}
+
+void meta_sync_request(struct cluster *cl, uint64_t origin, uint64_t req_id)
+{
+    struct meta_result res;
+    set_status(&res, group_ready_leader(cl->meta_g) ? 0 : PC_ENOTOWNER,
+               group_ready_leader(cl->meta_g) ? "" : "not the metadata leader");
+    struct pc_buf b = {0};
+    pool_meta_res_encode(&b, req_id, &res, res.status == 0 ? commit_here(cl) : 0);
+    pool_send(cl, origin, POOL_MSG_META_RES, &b);
+    pc_buf_free(&b);
+}
+
+int cluster_meta_sync(struct cluster *cl, meta_cb cb, void *arg)
+{
+    if (cl->closing)
+        return PC_EUNAVAIL;
+    struct pool_meta_call *c = pc_calloc(1, sizeof *c);
+    c->is_sync = true;
+    c->cb = cb;
+    c->arg = arg;
+    c->cl = cl;
+    c->req_id = cl->next_req_id++;
+    c->born_ms = pc_mono_ms();
+    TAILQ_INSERT_TAIL(&cl->meta_out, c, link);
+    meta_tick(cl, c->born_ms);
+    return 0;
+}
+
+/* Routes a sync: the leader's commit index is what this replica must reach. Bounded: a
+ * sync never holds a session longer than POOL_SYNC_MS (an unreachable leader, a minority
+ * side), it then goes on with what this replica has. */
+static void sync_tick(struct cluster *cl, struct pool_meta_call *c, uint64_t now)
+{
+    struct meta_result ok;
+    set_status(&ok, 0, "");
+    uint64_t leader = group_leader(cl->meta_g, NULL);
+    if (now - c->born_ms > POOL_SYNC_MS) {
+        local_answered(c, &ok, 0);
+    } else if (cl->n_nodes == 1 || (leader == cl->self && group_ready_leader(cl->meta_g))) {
+        local_answered(c, &ok, commit_here(cl));
+    } else if (leader != 0 && leader != cl->self && peer_up(cl->peers, leader) &&
+               (c->dest == 0 || now - c->sent_ms > POOL_SYNC_MS / 2)) {
+        struct pc_buf b = {0};
+        pool_meta_sync_encode(&b, c->req_id);
+        if (pool_send(cl, leader, POOL_MSG_META_SYNC, &b) == 0) {
+            c->dest = leader;
+            c->sent_ms = now;
+        }
+        pc_buf_free(&b);
+    }
+}
+
 void meta_answer(struct cluster *cl, const struct pool_meta_res *m)
 {
     struct pool_meta_call *c;
@@ -227,6 +290,10 @@ void meta_tick(struct cluster *cl, uint64_t now)
                         (unsigned long long)c->wait_index, POOL_META_WAIT_MS);
                 c->wait_index = 0; /* delivered at the next prepare */
             }
+            continue;
+        }
+        if (c->is_sync) {
+            sync_tick(cl, c, now);
             continue;
         }
         if (c->proposing || c->queued)

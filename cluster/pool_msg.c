@@ -28,6 +28,8 @@ const char *pool_msg_type_name(uint8_t type)
         return "SUBSCRIBE";
     case POOL_MSG_RESYNC:
         return "RESYNC";
+    case POOL_MSG_META_SYNC:
+        return "META_SYNC";
     }
     return "UNKNOWN";
 }
@@ -393,4 +395,24 @@ int pool_resync_decode(const void *p, size_t len)
     pc_bin_reader_init(&r, p, len);
     get_version(&r);
     return finish(&r);
+}
+
+/* ---- 8 META_SYNC -------------------------------------------------------------------------- */
+
+void pool_meta_sync_encode(struct pc_buf *out, uint64_t req_id)
+{
+    pc_bin_put_u8(out, POOL_MSG_V1);
+    pc_bin_put_uv(out, req_id);
+}
+
+int pool_meta_sync_decode(const void *p, size_t len, uint64_t *req_id)
+{
+    struct pc_bin_reader r;
+    pc_bin_reader_init(&r, p, len);
+    get_version(&r);
+    *req_id = pc_bin_get_uv(&r);
+    int rc = finish(&r);
+    if (rc != 0)
+        *req_id = 0;
+    return rc;
 }

@@ -31,6 +31,7 @@ enum pool_msg_type {
     POOL_MSG_META_RES = 5,   /* its result */
     POOL_MSG_SUBSCRIBE = 6,  /* a node (re)announcing its sessions in a room to its owner */
     POOL_MSG_RESYNC = 7,     /* owner -> node: announce again every room you have with me */
+    POOL_MSG_META_SYNC = 8,  /* a node asking the metadata leader how far it has committed */
 };
 
 enum {
@@ -115,5 +116,10 @@ int pool_subscribe_decode(const void *p, size_t len, struct pc_arena *arena,
  * room it has with this owner. */
 void pool_resync_encode(struct pc_buf *out);
 int pool_resync_decode(const void *p, size_t len);
+
+/* 8 META_SYNC: req_id only. The leader answers with a META_RES carrying req_id, status 0
+ * and applied_index = its metadata commit index (or PC_ENOTOWNER). */
+void pool_meta_sync_encode(struct pc_buf *out, uint64_t req_id);
+int pool_meta_sync_decode(const void *p, size_t len, uint64_t *req_id);
 
 #endif

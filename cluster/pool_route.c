@@ -271,8 +271,10 @@ void route_complete(struct cluster *cl, uint64_t req_id, const struct room_res *
         return; /* otherwise: answered already (timed out, link lost) */
     }
     if (res->status == PC_ENOTOWNER && !cl->closing) {
-        /* Never executed there: safe to send again once the new owner is known. */
-        if (++f->reroutes <= POOL_MAX_REROUTES) {
+        /* Never executed there: safe to send again once the new owner is known (an
+         * election or a planned transfer takes a moment; the park limit bounds it). */
+        f->reroutes++;
+        if (pc_mono_ms() - f->born_ms < POOL_PARK_MS) {
             f->dest = 0;
             return;
         }

@@ -400,13 +400,22 @@ static void typeName_namesEveryType(void **state)
     assert_string_equal(pool_msg_type_name(POOL_MSG_SUBSCRIBE), "SUBSCRIBE");
     assert_string_equal(pool_msg_type_name(0), "UNKNOWN");
     assert_string_equal(pool_msg_type_name(POOL_MSG_RESYNC), "RESYNC");
-    assert_string_equal(pool_msg_type_name(8), "UNKNOWN");
+    assert_string_equal(pool_msg_type_name(POOL_MSG_META_SYNC), "META_SYNC");
+    assert_string_equal(pool_msg_type_name(9), "UNKNOWN");
     struct pc_buf b = {0};
     pool_resync_encode(&b);
     assert_int_equal(pool_resync_decode(b.data, b.len), 0);
     pc_bin_put_u8(&b, 0);
     assert_int_equal(pool_resync_decode(b.data, b.len), PC_EPROTO);
     assert_int_equal(pool_resync_decode(b.data, 0), PC_EPROTO);
+    pc_buf_free(&b);
+    uint64_t id = 0;
+    pool_meta_sync_encode(&b, UINT64_MAX);
+    assert_int_equal(pool_meta_sync_decode(b.data, b.len, &id), 0);
+    assert_true(id == UINT64_MAX);
+    assert_int_equal(pool_meta_sync_decode(b.data, b.len - 1, &id), PC_EPROTO);
+    pc_bin_put_u8(&b, 0);
+    assert_int_equal(pool_meta_sync_decode(b.data, b.len, &id), PC_EPROTO);
     pc_buf_free(&b);
     assert_string_equal(pool_msg_type_name(255), "UNKNOWN");
 }
