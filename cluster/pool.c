@@ -129,8 +129,9 @@ static void prepare_cb(uv_prepare_t *h)
 
 /* Raft elects whoever times out first, so one node may end up owning most shards (and
  * doing most of the work). Each node gives away, now and then, one shard it leads beyond
- * its share to the least loaded node: only an idle one (nothing pending or in flight),
- * since a transfer turns in-flight proposals into "outcome unknown" answers. */
+ * its share to the least loaded node: only a quiet one (no proposal for 5 s), since a
+ * transfer stalls its rooms for a moment and may turn in-flight proposals into "outcome
+ * unknown" answers. */
 static void balance(struct cluster *cl)
 {
     if (!cl->cfg.balance || cl->n_nodes < 2)
@@ -158,7 +159,8 @@ static void balance(struct cluster *cl)
         goto out;
     for (uint32_t i = 0; i < cl->n_shards; i++) {
         struct pool_shard *sh = &cl->shards[i];
-        if (!group_ready_leader(sh->g) || sh->inflight > 0 || sh->n_pending > 0)
+        if (!group_ready_leader(sh->g) || sh->inflight > 0 || sh->n_pending > 0 ||
+            pc_mono_ms() - sh->proposed_ms < POOL_BALANCE_QUIET_MS)
             continue;
         if (group_transfer(sh->g, cl->nodes[least].id) == 0)
             pc_notice("cluster: balancing: this node owns %u of %u shards (share %u); shard "

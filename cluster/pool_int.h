@@ -35,6 +35,7 @@ enum {
     POOL_SYNC_MS = 1000,          /* a metadata sync waits at most this long */
     POOL_BACKFILL_PAGE = 500,
     POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
+    POOL_BALANCE_QUIET_MS = 5000, /* ...of a shard without proposals for this long */
 };
 
 struct pool_shard;
@@ -117,6 +118,7 @@ struct pool_shard {
     struct pool_op *proposed;
     unsigned inflight;
     uint64_t ready_ms; /* when this node became its ready leader (0 = not) */
+    uint64_t proposed_ms; /* last proposal (the balancer moves only shards quiet for a while) */
     int64_t last_ts_us;
 };
 

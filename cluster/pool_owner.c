@@ -506,6 +506,7 @@ void owner_propose(struct pool_shard *sh)
             rc = group_propose(sh->g, buf, proposal_done, p);
         if (rc == 0) {
             sh->inflight++;
+            sh->proposed_ms = pc_mono_ms();
             continue;
         }
         /* Refused before it was appended: nothing of it is committed. */

@@ -320,7 +320,7 @@ int drill_kill_owner(const char *sock, const char *sockets, const char *room, co
     probe_spin(&p, 2000, true);
     while (p.cseq != 0 && pc_mono_ms() - t0 < 60000)
         probe_spin(&p, 10, false);
-    if (outage == 0)
+    if (p.resumed_ms == 0)
         printf("drill: posting did NOT resume within 30 s\n");
     else
         printf("drill: posting resumed %llu ms after the fault (longest gap between "
@@ -344,7 +344,7 @@ int drill_kill_owner(const char *sock, const char *sockets, const char *room, co
         }
         printf("drill: history check: %u acknowledged posts lost, %u duplicated: %s\n", lost, dup,
                lost == 0 && dup == 0 ? "OK" : "VIOLATION");
-        rc = lost == 0 && dup == 0 && outage != 0 ? 0 : 1;
+        rc = lost == 0 && dup == 0 && p.resumed_ms != 0 ? 0 : 1;
     }
     free(seen);
     if (!stop_s)
