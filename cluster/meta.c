@@ -394,13 +394,15 @@ void meta_free(struct meta *m)
         pc_free(x->uri);
         pc_free(x);
     }
+    meta_free_compl(m);
     memset(m, 0, sizeof *m);
 }
 
 /* ---- apply ------------------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4))) static void fail(struct meta_result *res, int status,
-                                                         const char *fmt, ...)
+#define fail meta_fail
+
+void meta_fail(struct meta_result *res, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -777,6 +779,8 @@ void meta_apply(struct meta *m, uint64_t index, const struct meta_op *op,
     case META_OP_INVITE: apply_invite(m, op, batch, res); break;
     case META_OP_INIT: apply_init(m, op, batch, res); break;
     case META_OP_NODES: apply_nodes(m, op, batch, res); break;
+    case META_OP_COMPL_CURSOR: meta_apply_compl_cursor(m, op, batch, res); break;
+    case META_OP_COMPL_FORGET: meta_apply_compl_forget(m, op, batch, res); break;
     default: fail(res, PC_EINVAL, "%s", "unknown metadata operation");
     }
     if (res->status == 0 && (op->kind == META_OP_ROOM_PUT || op->kind == META_OP_ROOM_DEL))
@@ -866,6 +870,8 @@ static int load_record(struct meta *m, struct pc_str key, struct pc_str val)
             x->next_invite_id = id + 1;
         return r.err;
     }
+    case STORE_TAG_CURSOR:
+        return meta_load_compl_cursor(m, key, val);
     default:
         return 0; /* globals are read separately */
     }

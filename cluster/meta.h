@@ -79,6 +79,21 @@ struct meta_invite {
     int64_t ts_us;
 };
 
+/* A compliance event's place in the replicated log: (raft group, index, n-th of entry). */
+struct meta_compl_pos {
+    uint32_t group;
+    uint64_t index;
+    uint32_t n;
+};
+
+/* A compliance adapter's cursors: the last event it has taken, per raft group. */
+#define META_MAX_ADAPTERS 8
+struct meta_compl_adapter {
+    char name[64];
+    struct meta_compl_pos *pos; /* pos[g] for group g = 0..shard_count; index 0 = none */
+    size_t n_pos;
+};
+
 /* The whole metadata state of a node. */
 struct meta {
     struct meta_category *cats_by_no, *cats_by_guid;
@@ -92,6 +107,8 @@ struct meta {
     char domain[128];
     char nodes[1024];               /* the pool's voting nodes "1=addr,2=addr" ("" = the
                                        nodes the pool was created with, from config) */
+    struct meta_compl_adapter adapters[META_MAX_ADAPTERS]; /* registered compliance adapters */
+    size_t n_adapters;
     unsigned compl_mask;            /* compliance event classes recorded by apply */
 };
 
@@ -108,6 +125,8 @@ enum meta_op_kind {
     META_OP_INVITE,           /* add an invitation for a user */
     META_OP_INIT,             /* set domain and shard count of a new pool (once) */
     META_OP_NODES,            /* replace the pool's membership (nodes), if it still is prev */
+    META_OP_COMPL_CURSOR,     /* adapter took events up to positions (registers it first) */
+    META_OP_COMPL_FORGET,     /* drop an adapter: its cursors no longer hold events back */
 };
 
 /* One metadata change, as proposed by a node and applied on every replica. The records are
@@ -127,6 +146,9 @@ struct meta_op {
     char domain[128];               /* INIT */
     char nodes[1024];               /* NODES: the new membership "1=addr,2=addr" */
     char prev_nodes[1024];          /* NODES: the membership it replaces (compare-and-set) */
+    char adapter[64];               /* COMPL_CURSOR / COMPL_FORGET */
+    struct meta_compl_pos *positions; /* COMPL_CURSOR, owned (meta_op_clear frees it) */
+    size_t n_positions;
 };
 
 /* Result of applying an operation. */
@@ -185,6 +207,12 @@ void meta_category_copy(struct meta_category *dst, const struct meta_category *s
 void meta_category_clear(struct meta_category *c);
 void meta_user_copy(struct meta_user *dst, const struct meta_user *src);
 void meta_user_clear(struct meta_user *u);
+
+/* The registered adapter called name, or NULL. */
+const struct meta_compl_adapter *meta_compl_adapter(const struct meta *m, const char *name);
+/* The position up to which every registered adapter has taken group's events (what may be
+ * deleted); {group, 0, 0} when none or when no adapter is registered. */
+struct meta_compl_pos meta_compl_taken(const struct meta *m, uint32_t group);
 
 /* The shard a room's messages belong to: a pure function of its GUID. */
 uint32_t meta_shard_of(const char *guid, uint32_t shard_count);

@@ -177,6 +177,16 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
         pc_bin_put_str(out, op->nodes);
         pc_bin_put_str(out, op->prev_nodes);
         break;
+    case META_OP_COMPL_CURSOR:
+    case META_OP_COMPL_FORGET:
+        pc_bin_put_str(out, op->adapter);
+        pc_bin_put_uv(out, op->kind == META_OP_COMPL_CURSOR ? op->n_positions : 0);
+        for (size_t i = 0; op->kind == META_OP_COMPL_CURSOR && i < op->n_positions; i++) {
+            pc_bin_put_uv(out, op->positions[i].group);
+            pc_bin_put_uv(out, op->positions[i].index);
+            pc_bin_put_uv(out, op->positions[i].n);
+        }
+        break;
     }
 }
 
@@ -229,6 +239,25 @@ int meta_op_decode(const void *p, size_t len, struct meta_op *op)
         get_fixed(&r, op->nodes, sizeof op->nodes);
         get_fixed(&r, op->prev_nodes, sizeof op->prev_nodes);
         break;
+    case META_OP_COMPL_CURSOR:
+    case META_OP_COMPL_FORGET: {
+        get_fixed(&r, op->adapter, sizeof op->adapter);
+        uint64_t n = pc_bin_get_uv(&r);
+        /* Each position takes at least 3 bytes: never allocate more than the input holds. */
+        if (n > 4097 || n * 3 > len) {
+            r.err = PC_ECORRUPT;
+            break;
+        }
+        op->positions = n ? pc_calloc(n, sizeof *op->positions) : NULL;
+        op->n_positions = n;
+        for (size_t i = 0; i < n && r.err == 0; i++) {
+            uint64_t g = pc_bin_get_uv(&r), idx = pc_bin_get_uv(&r), k = pc_bin_get_uv(&r);
+            if (g > UINT32_MAX || k > UINT32_MAX)
+                r.err = PC_ECORRUPT;
+            op->positions[i] = (struct meta_compl_pos){(uint32_t)g, idx, (uint32_t)k};
+        }
+        break;
+    }
     default:
         r.err = PC_ECORRUPT;
     }
@@ -243,6 +272,9 @@ int meta_op_decode(const void *p, size_t len, struct meta_op *op)
 
 void meta_op_clear(struct meta_op *op)
 {
+    pc_free(op->positions);
+    op->positions = NULL;
+    op->n_positions = 0;
     meta_category_clear(&op->cat);
     meta_room_clear(&op->room);
     meta_user_clear(&op->user);

@@ -39,6 +39,15 @@ size_t store_key_global(uint8_t *k, const char *name)
     return 1 + put_uri(k + 1, name);
 }
 
+size_t store_key_cursor(uint8_t *k, const char *adapter, uint32_t group)
+{
+    k[0] = STORE_TAG_CURSOR;
+    size_t n = 1 + put_uri(k + 1, adapter);
+    k[n++] = 0;
+    pc_be32_write(k + n, group);
+    return n + 4;
+}
+
 void store_key_msg(uint8_t *k, uint64_t room_no, uint64_t seq)
 {
     pc_be64_write(k, room_no);

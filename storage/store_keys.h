@@ -18,11 +18,14 @@ enum {
     STORE_TAG_FOLLOW = 'f',   /* 'f' user-uri 0x00 be64(room no) */
     STORE_TAG_INVITE = 'i',   /* 'i' user-uri 0x00 be64(invite id) */
     STORE_TAG_GLOBAL = 'g',   /* 'g' name: counters and server settings */
+    STORE_TAG_CURSOR = 'k',   /* 'k' adapter 0x00 be32(raft group): be64 index be32 n, the
+                                 last compliance event the adapter has taken */
 };
 size_t store_key_tag_u64(uint8_t *k, uint8_t tag, uint64_t id);
 size_t store_key_user(uint8_t *k, const char *uri);
 size_t store_key_user_room(uint8_t *k, uint8_t tag, const char *uri, uint64_t room_no);
 size_t store_key_global(uint8_t *k, const char *name);
+size_t store_key_cursor(uint8_t *k, const char *adapter, uint32_t group);
 
 /* Messages column family: be64(room no) be64(seq). 16 bytes. */
 #define STORE_MSG_KEY_LEN 16

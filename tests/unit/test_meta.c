@@ -357,6 +357,79 @@ static void nodes_changeOnlyFromTheCurrentMembership(void **state)
     meta_free(&m2);
 }
 
+static size_t compl_count(struct fixture *fx, uint32_t group)
+{
+    uint8_t lo[STORE_COMPL_KEY_LEN], hi[STORE_COMPL_KEY_LEN];
+    store_key_compl(lo, group, 0, 0);
+    store_key_compl(hi, group + 1, 0, 0);
+    struct store_iter *it = store_iter_new(fx->st, STORE_CF_COMPL, lo, sizeof lo, hi, sizeof hi);
+    size_t n = 0;
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it))
+        n++;
+    store_iter_free(it);
+    return n;
+}
+
+static void op_cursor(struct meta_op *op, const char *adapter, uint32_t group, uint64_t index,
+                      uint32_t n)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = META_OP_COMPL_CURSOR;
+    snprintf(op->adapter, sizeof op->adapter, "%s", adapter);
+    op->positions = pc_calloc(1, sizeof *op->positions);
+    op->positions[0] = (struct meta_compl_pos){group, index, n};
+    op->n_positions = 1;
+}
+
+/* Events are deleted once every registered adapter has taken them, on apply, in the same
+ * batch as the cursor; cursors never move back; forgetting an adapter releases its hold. */
+static void complCursor_deletesWhatEveryAdapterTook(void **state)
+{
+    struct fixture *fx = *state;
+    seed(fx);
+    /* Events of shard group 2 at indexes 10..14, two per entry. */
+    store_batch_clear(fx->b);
+    for (uint64_t i = 10; i < 15; i++)
+        for (uint32_t k = 0; k < 2; k++) {
+            uint8_t key[STORE_COMPL_KEY_LEN];
+            store_key_compl(key, 2, i, k);
+            store_batch_put(fx->b, STORE_CF_COMPL, key, sizeof key, "e", 1);
+        }
+    assert_int_equal(store_write(fx->st, fx->b, false), 0);
+    assert_int_equal(compl_count(fx, 2), 10);
+
+    struct meta_op op;
+    op_cursor(&op, "xml", 2, 11, 1); /* xml took 10/0 .. 11/1 */
+    apply_ok(fx, &op);
+    assert_int_equal(compl_count(fx, 2), 6);
+    op_cursor(&op, "exec", 2, 12, 0); /* a second adapter: nothing more is deleted... */
+    apply_ok(fx, &op);
+    assert_int_equal(compl_count(fx, 2), 6);
+    op_cursor(&op, "xml", 2, 13, 1);  /* ...until both took it */
+    apply_ok(fx, &op);
+    assert_int_equal(compl_count(fx, 2), 5);
+    struct meta_compl_pos t = meta_compl_taken(&fx->m, 2);
+    assert_true(t.index == 12 && t.n == 0);
+    op_cursor(&op, "xml", 2, 10, 0); /* backwards: ignored */
+    apply_ok(fx, &op);
+    assert_true(meta_compl_adapter(&fx->m, "xml")->pos[2].index == 13);
+    /* Reloaded from the store as applied. */
+    struct meta m2 = {0};
+    assert_int_equal(meta_load(&m2, fx->st), 0);
+    assert_int_equal(m2.n_adapters, 2);
+    assert_true(meta_compl_taken(&m2, 2).index == 12);
+    meta_free(&m2);
+    /* Forgetting exec leaves xml's cursor in charge. */
+    memset(&op, 0, sizeof op);
+    op.kind = META_OP_COMPL_FORGET;
+    snprintf(op.adapter, sizeof op.adapter, "exec");
+    apply_ok(fx, &op);
+    assert_int_equal(compl_count(fx, 2), 2);
+    op.kind = META_OP_COMPL_FORGET;
+    snprintf(op.adapter, sizeof op.adapter, "exec");
+    apply_rejected(fx, &op, PC_ENOTFOUND, "no compliance adapter");
+}
+
 static void apply_createsCategoryAndRoomWithNumbers(void **state)
 {
     struct fixture *fx = *state;
@@ -743,6 +816,13 @@ static size_t every_op(struct meta_op *ops)
     ops[n].kind = META_OP_NODES;
     snprintf(ops[n].nodes, sizeof ops[n].nodes, "1=127.0.0.1:7600,4=127.0.0.1:7630");
     snprintf(ops[n++].prev_nodes, sizeof ops[0].prev_nodes, "1=127.0.0.1:7600");
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].kind = META_OP_COMPL_CURSOR;
+    snprintf(ops[n].adapter, sizeof ops[n].adapter, "xml");
+    ops[n].positions = pc_calloc(2, sizeof *ops[n].positions);
+    ops[n].positions[0] = (struct meta_compl_pos){0, 7, 1};
+    ops[n].positions[1] = (struct meta_compl_pos){UINT32_MAX, UINT64_MAX, UINT32_MAX};
+    ops[n++].n_positions = 2;
     return n;
 }
 
@@ -784,6 +864,16 @@ static void assert_ops_equal(const struct meta_op *a, const struct meta_op *b)
     case META_OP_NODES:
         assert_string_equal(a->nodes, b->nodes);
         assert_string_equal(a->prev_nodes, b->prev_nodes);
+        break;
+    case META_OP_COMPL_CURSOR:
+    case META_OP_COMPL_FORGET:
+        assert_string_equal(a->adapter, b->adapter);
+        assert_int_equal(a->n_positions, b->n_positions);
+        for (size_t i = 0; i < a->n_positions; i++) {
+            assert_int_equal(a->positions[i].group, b->positions[i].group);
+            assert_true(a->positions[i].index == b->positions[i].index);
+            assert_int_equal(a->positions[i].n, b->positions[i].n);
+        }
         break;
     }
 }
@@ -922,6 +1012,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(init_setsDomainAndShardsOnce),
         T(nodes_changeOnlyFromTheCurrentMembership),
+        T(complCursor_deletesWhatEveryAdapterTook),
         T(apply_createsCategoryAndRoomWithNumbers),
         T(apply_updateKeepsIdentityAndOrigin),
         T(apply_rejectsDuplicatesAndUnknownNames),
