@@ -18,6 +18,8 @@ struct admin_sock {
     uv_pipe_t listener;
     uv_loop_t *loop;
     struct chat_service *svc;
+    admin_local_fn local;
+    void *local_ctx;
     char *path;
 };
 
@@ -97,7 +99,14 @@ static void handle_line(struct admin_conn *c, const char *line, size_t len)
         answer(c, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
         return;
     }
-    chat_admin_handle(c->owner->svc, "admin (local socket)", req, answer, c);
+    json_t *op = json_object_get(req, "op");
+    json_t *local = c->owner->local != NULL && json_is_string(op)
+                        ? c->owner->local(c->owner->local_ctx, json_string_value(op), req)
+                        : NULL;
+    if (local != NULL)
+        answer(c, local);
+    else
+        chat_admin_handle(c->owner->svc, "admin (local socket)", req, answer, c);
     json_decref(req);
 }
 
@@ -188,4 +197,10 @@ void admin_sock_stop(struct admin_sock *a)
     unlink(a->path);
     if (!uv_is_closing((uv_handle_t *)&a->listener))
         uv_close((uv_handle_t *)&a->listener, listener_closed);
+}
+
+void admin_sock_set_local(struct admin_sock *a, admin_local_fn fn, void *ctx)
+{
+    a->local = fn;
+    a->local_ctx = ctx;
 }

@@ -15,6 +15,8 @@
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "compliance/compl_adapter.h"
+#include "compliance/compl_dispatch.h"
 #include "compliance/compl_event.h"
 
 struct node {
@@ -24,6 +26,7 @@ struct node {
     struct cluster *cl;
     struct sip_server *sip;
     struct admin_sock *admin;
+    struct compl_dispatch *compliance;
     uv_signal_t sigterm, sigint;
     bool stopping;
     int exit_code;
@@ -63,6 +66,10 @@ static void sip_stopped(void *arg)
 {
     struct node *n = arg;
     n->sip = NULL;
+    if (n->compliance != NULL) {
+        compl_dispatch_stop(n->compliance); /* its last callbacks come during cluster_close */
+        n->compliance = NULL;
+    }
     cluster_close(n->cl, cluster_closed, n);
 }
 
@@ -173,6 +180,56 @@ static void seed_when_ready(struct node *n)
     uv_timer_start(&n->seed_timer, seed_poll, 0, 20);
 }
 
+/* ---- compliance ------------------------------------------------------------------------ */
+
+static void start_compliance(struct node *n)
+{
+    struct pchatd_conf *c = &n->conf;
+    struct compl_adapter *adapters[2];
+    size_t k = 0;
+    if (c->compliance_xml_dir[0] != '\0')
+        adapters[k++] = compl_xml_adapter_new(&n->loop, c->compliance_xml_dir, c->compliance_xml_per_room);
+    if (c->compliance_exec[0] != '\0')
+        adapters[k++] = compl_exec_adapter_new(&n->loop, c->compliance_exec, 60);
+    if (k == 0) {
+        if (strcmp(c->compliance_capture, "none") != 0)
+            pc_warn("compliance: events are captured (%s) but no adapter is configured "
+                    "([compliance] xml_dir or exec): they accumulate until one is",
+                    c->compliance_capture);
+        return;
+    }
+    struct compl_dispatch_config dc = {.interval_ms = (unsigned)c->compliance_interval_s * 1000,
+                                       .batch_size = (unsigned)c->compliance_batch};
+    n->compliance = compl_dispatch_start(&n->loop, n->cl, &dc, adapters, k);
+}
+
+/* compliance.status: the adapters as this node sees them, and its log size. */
+static json_t *local_admin(void *ctx, const char *op, json_t *req)
+{
+    (void)req;
+    struct node *n = ctx;
+    if (strcmp(op, "compliance.status") != 0)
+        return NULL;
+    json_t *list = json_array();
+    uint64_t log = 0;
+    if (n->compliance != NULL) {
+        struct compl_adapter_status st[4];
+        size_t k = compl_dispatch_status(n->compliance, st, 4);
+        for (size_t i = 0; i < k && i < 4; i++)
+            json_array_append_new(list, json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:s}",
+                                                  "adapter", st[i].name, "active", st[i].active,
+                                                  "busy", st[i].busy, "backlog", (json_int_t)st[i].backlog,
+                                                  "delivered", (json_int_t)st[i].delivered,
+                                                  "batches", (json_int_t)st[i].batches,
+                                                  "failures", (json_int_t)st[i].failures,
+                                                  "retry_in_ms", (json_int_t)st[i].retry_in_ms,
+                                                  "last_error", st[i].last_error));
+        log = compl_dispatch_log_size(n->compliance, 100000000);
+    }
+    return json_pack("{s:b, s:o, s:I, s:b}", "ok", 1, "adapters", list, "log_events", (json_int_t)log,
+                     "dispatching_here", cluster_meta_leader(n->cl));
+}
+
 /* ---- start-up ---------------------------------------------------------------------------- */
 
 static int start(struct node *n)
@@ -257,6 +314,8 @@ static int start(struct node *n)
     rc = admin_sock_start(&n->loop, sock, n->svc, &n->admin);
     if (rc != 0)
         return rc;
+    admin_sock_set_local(n->admin, local_admin, n);
+    start_compliance(n);
     if (strcmp(c->auth_mode, "off") == 0)
         pc_warn("pchatd: AUTHENTICATION IS OFF: anyone who can reach port %d may sign in as any "
                 "user of %s. Set [auth] mode = digest for real use.", c->sip_tcp_port, c->domain);

@@ -91,6 +91,17 @@ const struct pc_conf_item pchatd_conf_table[] = {
 
     {"compliance", "capture", PC_CONF_STR, F(compliance_capture), "none", 0, 0,
      "event classes recorded: none, lync, all, or a list (join,part,chat,backchat,…)"},
+    {"compliance", "xml_dir", PC_CONF_STR, F(compliance_xml_dir), "", 0, 0,
+     "XML adapter: write Lync-style compliance XML files here (empty = no XML adapter)"},
+    {"compliance", "xml_per_room", PC_CONF_BOOL, F(compliance_xml_per_room), "no", 0, 0,
+     "XML adapter: one file per room and batch (Lync's OneChatRoomPerOutputFile)"},
+    {"compliance", "exec", PC_CONF_STR, F(compliance_exec), "", 0, 0,
+     "exec adapter: a shell command that reads each batch as JSON lines on stdin and exits 0 "
+     "once it has stored them (empty = no exec adapter)"},
+    {"compliance", "interval", PC_CONF_INT, F(compliance_interval_s), "60", 1, 86400,
+     "seconds between deliveries to the adapters (Lync's RunInterval, 15 min by default)"},
+    {"compliance", "batch", PC_CONF_INT, F(compliance_batch), "1000", 1, 1000000,
+     "events per delivery at most (a full batch is followed by the next one at once)"},
 
     {"seed", "demo", PC_CONF_BOOL, F(seed_demo), "no", 0, 0,
      "on first start, create category General, open room Lobby, users alice, bob, carol"},

@@ -54,6 +54,11 @@ struct pchatd_conf {
     int chat_participant_update_limit;
     /* [compliance] */
     char *compliance_capture;
+    char *compliance_xml_dir;
+    bool compliance_xml_per_room;
+    char *compliance_exec;
+    int compliance_interval_s;
+    int compliance_batch;
     /* [seed] */
     bool seed_demo;
 };
