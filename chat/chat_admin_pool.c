@@ -11,6 +11,7 @@
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "common/pc_time.h"
 
 /* The pool as this node sees it: every raft group and every peer link. */
 static json_t *pool_status_json(struct chat_service *svc)
@@ -117,9 +118,11 @@ static void node_change_done(void *arg, const struct meta_result *res)
     if (res->status != 0) {
         nc->cb(nc->arg, error_answer("%s failed: %s", nc->what, res->errmsg));
     } else {
-        pc_notice("admin: %s done; the raft groups follow within seconds", nc->what);
+        pc_notice("admin: %s done", nc->what);
         nc->cb(nc->arg, json_pack("{s:b, s:s}", "ok", 1, "result",
-                                  "membership changed; 'pool status' shows the groups follow"));
+                                  strncmp(nc->what, "node.", 5) == 0
+                                      ? "membership changed; 'pool status' shows the groups follow"
+                                      : "done"));
     }
     pc_free(nc);
 }
@@ -155,6 +158,32 @@ static void node_change(struct chat_service *svc, bool add, json_t *req, chat_ad
     }
 }
 
+/* compliance.forget {"name": adapter}: an adapter taken out of service must stop holding
+ * the log back (events are deleted once every registered adapter took them). */
+static void compliance_forget(struct chat_service *svc, json_t *req, chat_admin_cb cb, void *arg)
+{
+    const char *name = str_field(req, "name");
+    if (name == NULL || name[0] == '\0') {
+        cb(arg, error_answer("compliance.forget needs the adapter's name (xml or exec, see "
+                             "'compliance status')"));
+        return;
+    }
+    struct node_change *nc = pc_calloc(1, sizeof *nc);
+    nc->cb = cb;
+    nc->arg = arg;
+    snprintf(nc->what, sizeof nc->what, "compliance.forget %s", name);
+    struct meta_op op = {.kind = META_OP_COMPL_FORGET, .ts_us = pc_wall_us()};
+    snprintf(op.adapter, sizeof op.adapter, "%s", name);
+    snprintf(op.actor, sizeof op.actor, "admin");
+    snprintf(op.node, sizeof op.node, "%s", svc->cfg.node_label);
+    int rc = cluster_meta_submit(svc->cl, &op, node_change_done, nc);
+    if (rc != 0) {
+        cb(arg, error_answer("%s: the pool cannot accept changes right now (%s)", nc->what,
+                             pc_strerror(rc)));
+        pc_free(nc);
+    }
+}
+
 bool chat_admin_pool(struct chat_service *svc, const char *op, json_t *req, chat_admin_cb cb,
                      void *arg)
 {
@@ -168,6 +197,8 @@ bool chat_admin_pool(struct chat_service *svc, const char *op, json_t *req, chat
         node_change(svc, op[5] == 'a', req, cb, arg);
     else if (strcmp(op, "shard.transfer") == 0)
         cb(arg, shard_transfer_json(svc, req));
+    else if (strcmp(op, "compliance.forget") == 0)
+        compliance_forget(svc, req, cb, arg);
     else
         return false;
     return true;

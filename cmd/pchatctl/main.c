@@ -38,6 +38,8 @@ static void usage(FILE *out)
             "  node list|add|remove ID [--address HOST:PORT]   the pool's members; a new node\n"
             "                       starts with [cluster] join = yes, then: node add 4 --address …\n"
             "  compliance status    adapters (backlog, failures, last error) and the log size here\n"
+            "  compliance forget ADAPTER   stop an adapter that was taken out of service from\n"
+            "                       holding events back\n"
             "  drill kill-owner ROOM [--stop SECONDS] [--sockets GLOB] [--user USER]\n"
             "                       kill (or pause) the room's owner under a probe client, report the\n"
             "                       outage and check that no acknowledged post was lost\n"
