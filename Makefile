@@ -111,4 +111,7 @@ stop:
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CHECK_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d)
+# Header dependencies of every object, tests included (a stale test object compiled
+# against an old struct layout fails in confusing ways).
+-include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CHECK_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) \
+         $(UNIT_BINS:=.d) $(INTEG_BINS:=.d)

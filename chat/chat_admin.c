@@ -7,6 +7,7 @@
 #include "chat/chat_admin.h"
 #include "chat/chat_admin_int.h"
 #include "chat/chat_int.h"
+#include "chat/chat_passwd.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
@@ -442,6 +443,7 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
     char *uri = user_uri(who);
     const struct meta_user *cur = meta_user(m, uri);
     bool create = strcmp(op_name, "user.add") == 0;
+    bool passwd = strcmp(op_name, "user.passwd") == 0;
     json_t *answer = NULL;
     if (create && cur != NULL)
         answer = error_answer("user %s already exists (use user.set to change it)", uri);
@@ -465,6 +467,25 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
         } else {
             op.user.uri = pc_strdup(uri);
             op.user.chat_enabled = true;
+        }
+        const char *password = str_field(req, "password");
+        if (passwd && (password == NULL || strlen(password) < 8)) {
+            meta_op_clear(&op);
+            pc_free(uri);
+            cb(arg, error_answer("user.passwd needs --password with at least 8 characters"));
+            return;
+        }
+        if (password != NULL) {
+            /* Only the derived forms are stored (chat/chat_passwd.h). */
+            char *stored = chat_passwd_make(uri, svc->cfg.domain, password);
+            if (stored == NULL) {
+                meta_op_clear(&op);
+                pc_free(uri);
+                cb(arg, error_answer("the password could not be derived (OpenSSL failed)"));
+                return;
+            }
+            pc_free(op.user.password_hash);
+            op.user.password_hash = stored;
         }
         const char *dn = str_field(req, "display_name");
         if (dn != NULL) {
@@ -522,7 +543,7 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         room_op(svc, op, req, actor, cb, arg);
     else if (strncmp(op, "user.", 5) == 0 &&
              (!strcmp(op + 5, "add") || !strcmp(op + 5, "set") || !strcmp(op + 5, "get") ||
-              !strcmp(op + 5, "list") || !strcmp(op + 5, "remove")))
+              !strcmp(op + 5, "list") || !strcmp(op + 5, "remove") || !strcmp(op + 5, "passwd")))
         user_op(svc, op, req, actor, cb, arg);
     else if (strcmp(op, "stats") == 0)
         cb(arg, stats_json(svc));

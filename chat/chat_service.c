@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "chat/chat_int.h"
+#include "chat/chat_passwd.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
@@ -194,6 +195,13 @@ static void session_synced(void *arg, const struct meta_result *res)
     chat_session_unref(s);
 }
 
+static bool password_ha1(void *ctx, const char *uri, char ha1[33])
+{
+    struct chat_service *svc = ctx;
+    const struct meta_user *u = meta_user(cluster_meta(svc->cl), uri);
+    return u != NULL && u->password_hash != NULL && chat_passwd_ha1(u->password_hash, ha1);
+}
+
 static int dialog_new(void *ctx, struct sip_dialog *dlg)
 {
     struct chat_service *svc = ctx;
@@ -297,7 +305,8 @@ static void handle_info(struct chat_service *svc, struct chat_session *s, struct
 
 struct sip_handlers chat_sip_handlers(struct chat_service *svc)
 {
-    return (struct sip_handlers){.ctx = svc, .user_status = user_status, .dialog_new = dialog_new,
+    return (struct sip_handlers){.ctx = svc, .user_status = user_status,
+                                 .password_ha1 = password_ha1, .dialog_new = dialog_new,
                                  .info = info, .dialog_end = dialog_end};
 }
 

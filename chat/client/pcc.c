@@ -1,5 +1,6 @@
 /* pcc: SIP/XCCOS client. The sign-in follows SIPE 1.25 step by step (XCCOS.md §2, §3.1). */
 #include "chat/client/pcc.h"
+#include "chat/sip/sip_digest.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +51,8 @@ struct pcc {
     char local_addr[64];
     char reg_call_id[40];
     uint32_t reg_cseq;
+    char auth_header[1024];  /* Proxy-Authorization for the next REGISTER ("" = none) */
+    unsigned challenges;
     char from_tag[20];
     struct dialog d1, d2;    /* phase-1 and phase-2 chat dialogs */
     uint64_t next_envid;
@@ -241,7 +244,50 @@ static void send_register(struct pcc *c, unsigned expires)
                   c->local_addr, c->epid);
     if (expires == 0)
         pc_buf_puts(&b, "Expires: 0\r\n");
+    if (c->auth_header[0] != '\0')
+        pc_buf_printf(&b, "Proxy-Authorization: %s\r\n", c->auth_header);
     finish(c, &b, NULL, NULL, 0);
+}
+
+static const char *unquote(const char *s, char *buf, size_t cap)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        snprintf(buf, cap, "%.*s", (int)(n - 2), s + 1);
+    else
+        snprintf(buf, cap, "%s", s != NULL ? s : "");
+    return buf;
+}
+
+/* Answers a 407 Digest challenge to REGISTER (RFC 2617, qop=auth), as SIPE does; false
+ * when there is no password or no usable challenge. */
+static bool answer_challenge(struct pcc *c, osip_message_t *m)
+{
+    osip_proxy_authenticate_t *pa = NULL;
+    osip_message_get_proxy_authenticate(m, 0, &pa);
+    if (c->cfg.password == NULL || pa == NULL || ++c->challenges > 3)
+        return false;
+    char realm[128], nonce[128], qop[32], cnonce[17], ha1[SIP_DIGEST_HEX], resp[SIP_DIGEST_HEX];
+    unquote(osip_proxy_authenticate_get_realm(pa), realm, sizeof realm);
+    unquote(osip_proxy_authenticate_get_nonce(pa), nonce, sizeof nonce);
+    unquote(osip_proxy_authenticate_get_qop_options(pa), qop, sizeof qop);
+    const char *bare = strncmp(c->user, "sip:", 4) == 0 ? c->user + 4 : c->user;
+    pc_random_hex(cnonce, 8);
+    char uri[200];
+    snprintf(uri, sizeof uri, "sip:%s", c->domain);
+    sip_digest_ha1(bare, realm, c->cfg.password, ha1);
+    sip_digest_response(ha1, nonce, "00000001", cnonce, qop[0] ? "auth" : NULL, "REGISTER", uri, resp);
+    if (qop[0] != '\0')
+        snprintf(c->auth_header, sizeof c->auth_header,
+                 "Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
+                 "response=\"%s\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"%s\"",
+                 bare, realm, nonce, uri, resp, cnonce);
+    else
+        snprintf(c->auth_header, sizeof c->auth_header,
+                 "Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
+                 "response=\"%s\", algorithm=MD5", bare, realm, nonce, uri, resp);
+    send_register(c, 3600);
+    return true;
 }
 
 static void send_subscribe(struct pcc *c)
@@ -486,6 +532,8 @@ static void on_response(struct pcc *c, osip_message_t *m)
     if (code < 200)
         return;
     if (strcmp(method, "REGISTER") == 0 && c->state == ST_REGISTERING) {
+        if (code == 407 && answer_challenge(c, m))
+            return;
         if (code != 200) {
             snprintf(why, sizeof why, "sign-in refused: %d %s", code, reason_of(m, detail, sizeof detail));
             fail(c, code == 404 ? PC_ENOTFOUND : PC_EDENIED, why);

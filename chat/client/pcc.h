@@ -39,6 +39,7 @@ struct pcc_config {
     const char *host;       /* server IPv4 address */
     int port;
     const char *user;       /* "alice@example.test" or "sip:alice@example.test" */
+    const char *password;   /* answers a 407 Digest challenge to REGISTER (NULL = none) */
     bool lync_flow;         /* Lync 2013: no requri two-step; getserverinfo first */
     bool no_auto_ok;        /* do not answer server INFOs (tests of slow consumers) */
     unsigned timeout_ms;    /* sign-in must complete within this (0 = 10 s) */

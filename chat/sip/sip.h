@@ -43,6 +43,7 @@ struct sip_config {
     unsigned retry_after_s;      /* Retry-After on 503 */
     unsigned header_timeout_s;   /* a started message must be complete within this */
     unsigned idle_timeout_s;     /* unregistered connections idle this long are closed */
+    bool auth_digest;            /* REGISTER is challenged (407 Digest, realm = domain) */
 };
 
 /* Sets every field to its default (ports and host excluded). */
@@ -60,6 +61,9 @@ struct sip_handlers {
     void *ctx;
     /* Status of a user ("sip:alice@example.test", lower case). */
     enum sip_user_status (*user_status)(void *ctx, const char *user_uri);
+    /* The user's Digest HA1 (32 hex digits) for realm = domain; false when the user has no
+     * password (sign-in is then refused under auth_digest). May be NULL without auth. */
+    bool (*password_ha1)(void *ctx, const char *user_uri, char ha1[33]);
     /* A chat INVITE was accepted at the SIP level for the connection's user. Return 0 to
      * answer 200, PC_EBUSY for 503, PC_EDENIED for 403. */
     int (*dialog_new)(void *ctx, struct sip_dialog *dlg);

@@ -401,6 +401,7 @@ int sip_server_start(uv_loop_t *loop, const struct sip_config *cfg,
     snprintf(srv->chat_uri, sizeof srv->chat_uri, "sip:%s@%s", cfg->chat_user, cfg->domain);
     snprintf(srv->transport, sizeof srv->transport, "TCP");
     snprintf(srv->transport_param, sizeof srv->transport_param, "tcp");
+    sip_auth_init(srv);
 
     struct sockaddr_in addr;
     int rc = uv_ip4_addr(cfg->listen_host, cfg->tcp_port, &addr);

@@ -66,6 +66,7 @@ struct sip_conn {
     char user[SIP_URI_MAX];
     char tag[17];             /* our To tag for REGISTER/SUBSCRIBE answers on this connection */
     bool registered;
+    char authenticated[SIP_URI_MAX]; /* the user whose Digest answer this connection gave */
     uint64_t reg_expires_ms;
     /* chat dialogs and pending INFO transactions */
     struct sip_dialog *dialogs;
@@ -87,6 +88,7 @@ struct sip_server {
     void (*stop_cb)(void *);
     void *stop_arg;
     char chat_uri[SIP_URI_MAX];
+    unsigned char nonce_key[32]; /* nonces are HMACs of their time: no state to keep */
     char transport[8];        /* "TCP" in Via */
     char transport_param[8];  /* "tcp" in URIs */
     uint64_t next_conn_id;
@@ -113,6 +115,11 @@ void sip_server_reply_unparsable(struct sip_conn *c, const char *buf, size_t len
 void sip_server_reply(struct sip_conn *c, const osip_message_t *req, int code,
                       const char *reason, const char *to_tag);
 void sip_server_sweep(struct sip_server *srv, uint64_t now_ms);
+
+/* sip_auth.c: Digest over 407 for REGISTER. */
+void sip_auth_init(struct sip_server *srv);
+/* True when the REGISTER may proceed for user; otherwise it has been answered (407/403). */
+bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user);
 
 /* sip_register.c, sip_subscribe.c */
 void sip_handle_register(struct sip_conn *c, osip_message_t *req);

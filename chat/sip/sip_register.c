@@ -91,6 +91,9 @@ void sip_handle_register(struct sip_conn *c, osip_message_t *req)
         pc_info("sip: %s signed out from %s", user, c->peer);
         return;
     }
+    /* Who is asking is settled before anything about the account is revealed. */
+    if (!sip_auth_register(c, req, user))
+        return;
     switch (srv->h.user_status(srv->h.ctx, user)) {
     case SIP_USER_UNKNOWN:
         pc_info("sip: REGISTER from %s for unknown user %s", c->peer, user);

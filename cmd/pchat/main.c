@@ -446,9 +446,10 @@ static void on_sigint(uv_signal_t *h, int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: pchat [-s HOST:PORT] -u USER [--lync] [--follow] [COMMAND [ARGS…]]\n"
+            "usage: pchat [-s HOST:PORT] -u USER [-p PASSWORD] [--lync] [--follow] [COMMAND [ARGS…]]\n"
             "  -s HOST:PORT  a pool node's SIP address (default 127.0.0.1:5060)\n"
             "  -u USER       your SIP address, e.g. alice@example.test\n"
+            "  -p PASSWORD   answers the server's Digest challenge (or $PCHAT_PASSWORD)\n"
             "  --lync        sign in like Lync 2013 (no requri two-step)\n"
             "  --follow      after the commands, keep printing messages until Ctrl-C\n"
             "Without COMMAND, commands are read from standard input, one per line:\n"
@@ -466,10 +467,12 @@ int main(int argc, char **argv)
     const char *server = "127.0.0.1:5060", *user = NULL;
     bool lync = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "+s:u:h", longopts, NULL)) != -1) {
+    const char *password = getenv("PCHAT_PASSWORD");
+    while ((opt = getopt_long(argc, argv, "+s:u:p:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
         case 'u': user = optarg; break;
+        case 'p': password = optarg; break;
         case 'L': lync = true; break;
         case 'F': a.follow = true; break;
         case 'h': usage(stdout); return 0;
@@ -508,7 +511,8 @@ int main(int argc, char **argv)
         a.in_open = true;
         uv_read_start((uv_stream_t *)&a.in, stdin_alloc, stdin_read);
     }
-    struct pcc_config cfg = {.host = host, .port = port, .user = user, .lync_flow = lync,
+    struct pcc_config cfg = {.host = host, .port = port, .user = user, .password = password,
+                             .lync_flow = lync,
                              .on_event = on_event, .ctx = &a};
     a.c = pcc_start(&a.loop, &cfg);
     uv_run(&a.loop, UV_RUN_DEFAULT);

@@ -301,6 +301,7 @@ static int start(struct node *n)
     sc.retry_after_s = (unsigned)c->sip_retry_after;
     sc.header_timeout_s = (unsigned)c->sip_header_timeout;
     sc.idle_timeout_s = (unsigned)c->sip_idle_timeout;
+    sc.auth_digest = strcmp(c->auth_mode, "digest") == 0;
     struct sip_handlers h = chat_sip_handlers(n->svc);
     rc = sip_server_start(&n->loop, &sc, &h, &n->sip);
     if (rc != 0)

@@ -62,47 +62,11 @@ static void assert_node_serves(void)
 
 static int raw_connect(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)node.sip_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
+    return tl_raw_connect(node.sip_port);
 }
 
-static void raw_send(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = send(fd, data, len, MSG_NOSIGNAL);
-        if (w <= 0)
-            return; /* the server may close first: that is a valid answer */
-        data += w;
-        len -= (size_t)w;
-    }
-}
-
-/* Reads what the server sends within ms; sets *closed if it closed the connection. */
-static size_t raw_read(int fd, char *buf, size_t cap, unsigned ms, bool *closed)
-{
-    size_t n = 0;
-    *closed = false;
-    uint64_t deadline = pc_mono_ms() + ms;
-    while (n + 1 < cap) {
-        uint64_t now = pc_mono_ms();
-        if (now >= deadline)
-            break;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(deadline - now)) <= 0)
-            break;
-        ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
-        if (r <= 0) {
-            *closed = true;
-            break;
-        }
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    return n;
-}
+#define raw_send tl_raw_send
+#define raw_read tl_raw_read
 
 #define REQ_HEAD(method)                                                                      \
     method " sip:pchat@example.test SIP/2.0\r\n"                                              \

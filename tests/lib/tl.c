@@ -1,6 +1,7 @@
 #include "tests/lib/tl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -335,11 +336,17 @@ static bool is_ready_or_closed(const struct pcc_event *ev, const void *arg)
 
 struct tl_client *tl_client_try(int port, const char *user, char *why, size_t cap)
 {
+    return tl_client_try_password(port, user, NULL, why, cap);
+}
+
+struct tl_client *tl_client_try_password(int port, const char *user, const char *password,
+                                         char *why, size_t cap)
+{
     struct tl_client *c = pc_calloc(1, sizeof *c);
     c->pending = pc_malloc(sizeof *c->pending);
     TAILQ_INIT(c->pending);
     pc_strlcpy(c->user, user, sizeof c->user);
-    struct pcc_config cfg = {.host = "127.0.0.1", .port = port, .user = user};
+    struct pcc_config cfg = {.host = "127.0.0.1", .port = port, .user = user, .password = password};
     c->pcc = pcc_start(tl_loop(), &cfg);
     struct pcc_event *ev = wait_for(c, is_ready_or_closed, NULL, 10000);
     bool ok = ev != NULL && ev->kind == PCC_EV_READY;
@@ -527,4 +534,49 @@ int tl_post(struct tl_client *c, const char *room_uri, const char *text)
     uint32_t cseq = pcc_post(c->pcc, room_uri, text);
     assert_true(cseq > 0);
     return tl_wait_sip(c, cseq, 10000, NULL, 0);
+}
+
+/* ---- raw TCP -------------------------------------------------------------------------------- */
+
+int tl_raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+void tl_raw_send(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, data, len, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        data += w;
+        len -= (size_t)w;
+    }
+}
+
+size_t tl_raw_read(int fd, char *buf, size_t cap, unsigned ms, bool *closed)
+{
+    size_t n = 0;
+    *closed = false;
+    uint64_t deadline = pc_mono_ms() + ms;
+    while (n + 1 < cap) {
+        uint64_t now = pc_mono_ms();
+        if (now >= deadline)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - now)) <= 0)
+            break;
+        ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
+        if (r <= 0) {
+            *closed = true;
+            break;
+        }
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
 }

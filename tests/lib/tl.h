@@ -72,6 +72,9 @@ uv_loop_t *tl_loop(void);
 struct tl_client *tl_client_new(int port, const char *user);
 /* Same, but returns NULL with the CLOSED reason in why instead of failing. */
 struct tl_client *tl_client_try(int port, const char *user, char *why, size_t cap);
+/* Same, answering a Digest challenge with password (the string must outlive the client). */
+struct tl_client *tl_client_try_password(int port, const char *user, const char *password,
+                                         char *why, size_t cap);
 void tl_client_close(struct tl_client *c);
 
 /* Waits for the reply to the command sent with envid; asserts it arrives within ms.
@@ -100,6 +103,15 @@ struct pcc_event *tl_history(struct tl_client *c, const char *room_uri, unsigned
                              uint64_t before);
 /* Posts and waits for the SIP verdict; returns the status. */
 int tl_post(struct tl_client *c, const char *room_uri, const char *text);
+
+/* ---- raw TCP, for what a well-behaved client would never send ---------------------------- */
+
+/* Connects to 127.0.0.1:port (asserting success); returns the socket. */
+int tl_raw_connect(int port);
+/* Sends everything (stops quietly if the server closed first: a valid answer). */
+void tl_raw_send(int fd, const char *data, size_t len);
+/* Reads what arrives within ms into buf (NUL-terminated); *closed if the server closed. */
+size_t tl_raw_read(int fd, char *buf, size_t cap, unsigned ms, bool *closed);
 
 /* Runs the loop for ms milliseconds (lets I/O happen without waiting for anything). */
 void tl_spin(unsigned ms);
