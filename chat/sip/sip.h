@@ -44,6 +44,9 @@ struct sip_config {
     unsigned header_timeout_s;   /* a started message must be complete within this */
     unsigned idle_timeout_s;     /* unregistered connections idle this long are closed */
     bool auth_digest;            /* REGISTER is challenged (407 Digest, realm = domain) */
+    int tls_port;                /* 0 = no TLS listener */
+    const char *tls_cert;        /* PEM certificate chain for TLS */
+    const char *tls_key;         /* its PEM private key */
 };
 
 /* Sets every field to its default (ports and host excluded). */

@@ -48,7 +48,25 @@ static void conn_free(struct sip_conn *c)
         pc_free(o);
     }
     pc_buf_free(&c->in);
+    pc_buf_free(&c->tls_rx);
+    if (c->ssl != NULL)
+        sip_tls_conn_free(c);
     pc_free(c);
+}
+
+const char *sip_conn_transport(const struct sip_conn *c)
+{
+    return c->ssl != NULL ? "TLS" : "TCP";
+}
+
+const char *sip_conn_transport_param(const struct sip_conn *c)
+{
+    return c->ssl != NULL ? "tls" : "tcp";
+}
+
+int sip_conn_port(const struct sip_conn *c)
+{
+    return c->ssl != NULL ? c->srv->cfg.tls_port : c->srv->cfg.tcp_port;
 }
 
 void sip_conn_unref(struct sip_conn *c)
@@ -70,6 +88,7 @@ static void handle_gone(struct sip_server *srv)
         return;
     void (*cb)(void *) = srv->stop_cb;
     void *arg = srv->stop_arg;
+    sip_tls_server_free(srv);
     pc_free(srv);
     if (cb != NULL)
         cb(arg);
@@ -161,8 +180,45 @@ static void write_done(uv_write_t *req, int status)
 
 /* Hands everything queued on c to the kernel in one uv_write (libuv tries the write at once
  * and keeps the rest queued). The buffers stay referenced until the write completes. */
+static void write_cipher(struct sip_conn *c, struct pc_buf *cipher, size_t plain_bytes);
+
+/* TLS: the queued plaintext is encrypted into one buffer; nothing leaves before the
+ * handshake is done (the client always speaks first, so this only delays, never loses). */
+static void conn_flush_tls(struct sip_conn *c)
+{
+    if (!sip_tls_ready(c) || TAILQ_EMPTY(&c->out))
+        return;
+    struct sip_out *o;
+    int rc = 0;
+    while ((o = TAILQ_FIRST(&c->out)) != NULL) {
+        TAILQ_REMOVE(&c->out, o, link);
+        for (int i = 0; i < 2; i++)
+            if (o->parts[i] != NULL) {
+                if (rc == 0)
+                    rc = sip_tls_encrypt(c, o->parts[i]->data, o->parts[i]->len);
+                pc_rbuf_unref(o->parts[i]);
+            }
+        pc_free(o);
+    }
+    struct pc_buf cipher = {0};
+    sip_tls_take_output(c, &cipher);
+    size_t plain = c->out_queued_bytes;
+    c->srv->stats.out_bytes_queued -= c->out_queued_bytes;
+    c->out_queued_bytes = 0;
+    if (rc != 0) {
+        pc_buf_free(&cipher);
+        sip_conn_close(c, "TLS encryption failed");
+        return;
+    }
+    write_cipher(c, &cipher, plain);
+}
+
 static void conn_flush(struct sip_conn *c)
 {
+    if (c->ssl != NULL) {
+        conn_flush_tls(c);
+        return;
+    }
     size_t parts = 0;
     struct sip_out *o;
     TAILQ_FOREACH(o, &c->out, link)
@@ -200,6 +256,31 @@ static void conn_flush(struct sip_conn *c)
     }
 }
 
+/* Writes a buffer of TLS records (handshake or data); plain_bytes of queued plaintext it
+ * carries count as in flight until written. */
+static void write_cipher(struct sip_conn *c, struct pc_buf *cipher, size_t plain_bytes)
+{
+    if (cipher->len == 0) {
+        pc_buf_free(cipher);
+        return;
+    }
+    struct write_req *w = pc_malloc(sizeof *w + sizeof w->refs[0]);
+    struct pc_rbuf *rb = pc_rbuf_from_buf(cipher);
+    pc_buf_free(cipher);
+    w->conn = c;
+    w->n = 1;
+    w->refs[0] = rb;
+    w->bytes = plain_bytes;
+    c->out_inflight_bytes += plain_bytes;
+    sip_conn_ref(c);
+    uv_buf_t b = uv_buf_init(rb->data, (unsigned)rb->len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+    if (rc != 0) {
+        w->req.handle = NULL;
+        write_done(&w->req, rc);
+    }
+}
+
 static void flush_all(uv_prepare_t *p)
 {
     struct sip_server *srv = p->data;
@@ -217,9 +298,12 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct sip_conn *c = h->data;
-    pc_buf_reserve(&c->in, READ_CHUNK);
-    buf->base = c->in.data + c->in.len;
-    buf->len = c->in.cap - c->in.len - 1; /* keep room for the NUL pc_buf maintains */
+    struct pc_buf *b = c->ssl != NULL ? &c->tls_rx : &c->in;
+    if (c->ssl != NULL)
+        b->len = 0; /* ciphertext is handed to OpenSSL at once */
+    pc_buf_reserve(b, READ_CHUNK);
+    buf->base = b->data + b->len;
+    buf->len = b->cap - b->len - 1; /* keep room for the NUL pc_buf maintains */
 }
 
 static void process_input(struct sip_conn *c)
@@ -289,8 +373,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->in.len += (size_t)nread;
-    c->in.data[c->in.len] = '\0';
+    if (c->ssl != NULL) {
+        char why[300];
+        int rc = sip_tls_feed(c, c->tls_rx.data, (size_t)nread, why, sizeof why);
+        struct pc_buf out = {0};
+        sip_tls_take_output(c, &out); /* handshake records, alerts */
+        write_cipher(c, &out, 0);
+        if (rc != 0) {
+            if (rc == PC_EPROTO)
+                pc_warn("sip: %s from %s", why, c->peer);
+            sip_conn_close(c, why);
+            return;
+        }
+        if (!TAILQ_EMPTY(&c->out))
+            schedule_flush(c); /* what waited for the handshake */
+    } else {
+        c->in.len += (size_t)nread;
+        c->in.data[c->in.len] = '\0';
+    }
     c->last_rx_ms = pc_mono_ms();
     sip_conn_ref(c); /* dispatch may close the connection */
     process_input(c);
@@ -340,6 +440,10 @@ static void on_connection(uv_stream_t *server, int status)
         pc_warn("sip: refusing %s: %u connections is the configured maximum", c->peer,
                 srv->cfg.max_conns);
         sip_conn_close(c, "too many connections");
+        return;
+    }
+    if (server == (uv_stream_t *)&srv->tls_listener && sip_tls_conn_start(c) != 0) {
+        sip_conn_close(c, "cannot start TLS");
         return;
     }
     /* Chat traffic is many small messages: never let Nagle hold one back. */
@@ -410,6 +514,16 @@ int sip_server_start(uv_loop_t *loop, const struct sip_config *cfg,
         pc_free(srv);
         return PC_EINVAL;
     }
+    if (cfg->tls_port > 0 && cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0') {
+        char err[600];
+        if (sip_tls_server_init(srv, cfg->tls_cert, cfg->tls_key ? cfg->tls_key : "", err,
+                                sizeof err) != 0) {
+            pc_error("sip: %s", err);
+            pc_free(srv);
+            return PC_EINVAL;
+        }
+        srv->tls_on = true;
+    }
     uv_tcp_init(loop, &srv->listener);
     setup_handle(srv, (uv_handle_t *)&srv->listener);
     rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
@@ -422,6 +536,25 @@ int sip_server_start(uv_loop_t *loop, const struct sip_config *cfg,
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
         *out = NULL;
         return PC_EIO;
+    }
+    if (srv->tls_on) {
+        struct sockaddr_in taddr;
+        uv_ip4_addr(cfg->listen_host, cfg->tls_port, &taddr);
+        uv_tcp_init(loop, &srv->tls_listener);
+        setup_handle(srv, (uv_handle_t *)&srv->tls_listener);
+        rc = uv_tcp_bind(&srv->tls_listener, (const struct sockaddr *)&taddr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&srv->tls_listener, 1024, on_connection);
+        if (rc != 0) {
+            pc_error("sip: cannot listen on %s:%d (TLS): %s (is another process using the port?)",
+                     cfg->listen_host, cfg->tls_port, uv_strerror(rc));
+            srv->stopping = true;
+            uv_close((uv_handle_t *)&srv->tls_listener, server_handle_closed);
+            uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
+            *out = NULL;
+            return PC_EIO;
+        }
+        pc_notice("sip: listening on %s:%d (TLS)", cfg->listen_host, cfg->tls_port);
     }
     srv->listening = true;
     uv_prepare_init(loop, &srv->flusher);
@@ -447,6 +580,8 @@ void sip_server_stop(struct sip_server *srv, void (*cb)(void *arg), void *arg)
     while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
         sip_conn_close(c, "server stopping");
     uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
+    if (srv->tls_on)
+        uv_close((uv_handle_t *)&srv->tls_listener, server_handle_closed);
     uv_close((uv_handle_t *)&srv->flusher, server_handle_closed);
     uv_close((uv_handle_t *)&srv->sweeper, server_handle_closed);
 }

@@ -127,7 +127,7 @@ static void send_invite_ok(struct sip_conn *c, const osip_message_t *req, const 
     struct sip_server *srv = c->srv;
     osip_message_t *r = sip_msg_response(req, 200, NULL, tag);
     char v[SIP_URI_MAX + 64];
-    snprintf(v, sizeof v, "<%s;transport=%s>", srv->chat_uri, srv->transport_param);
+    snprintf(v, sizeof v, "<%s;transport=%s>", srv->chat_uri, sip_conn_transport_param(c));
     osip_message_set_header(r, "Contact", v);
     /* Without Session-Expires SIPE re-sends UPDATE back-to-back after any failed INFO
      * (XCCOS.md §4.1), so it is always present. */
@@ -340,7 +340,7 @@ int sip_dialog_send_info(struct sip_dialog *d, struct pc_rbuf *body)
                   "CSeq: %u INFO\r\n"
                   "Content-Type: text/plain\r\n"
                   "Content-Length: %zu\r\n\r\n",
-                  d->remote_target, srv->transport, c->local_host, srv->cfg.tcp_port,
+                  d->remote_target, sip_conn_transport(c), c->local_host, sip_conn_port(c),
                   (unsigned long long)c->id, (unsigned long long)++srv->branch_counter,
                   d->fixed_headers, ++d->local_cseq, body->len);
     sip_conn_send(c, pc_rbuf_from_buf(&h), pc_rbuf_ref(body));

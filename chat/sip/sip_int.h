@@ -42,8 +42,13 @@ struct sip_out {
     struct pc_rbuf *parts[2];
 };
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 struct sip_conn {
     uv_tcp_t tcp;
+    struct ssl_st *ssl;       /* NULL on plain TCP */
+    struct pc_buf tls_rx;     /* ciphertext just read (TLS only) */
     struct sip_server *srv;
     uint64_t id;
     unsigned refs;            /* socket + in-flight writes + pending txns */
@@ -80,6 +85,9 @@ struct sip_server {
     struct sip_config cfg;
     struct sip_handlers h;
     uv_tcp_t listener;
+    uv_tcp_t tls_listener;
+    bool tls_on;
+    struct ssl_ctx_st *tls_ctx;
     bool listening;
     uv_prepare_t flusher;
     uv_timer_t sweeper;
@@ -115,6 +123,23 @@ void sip_server_reply_unparsable(struct sip_conn *c, const char *buf, size_t len
 void sip_server_reply(struct sip_conn *c, const osip_message_t *req, int code,
                       const char *reason, const char *to_tag);
 void sip_server_sweep(struct sip_server *srv, uint64_t now_ms);
+
+/* sip_tls.c: TLS through memory BIOs (the socket stays libuv's). */
+int sip_tls_server_init(struct sip_server *srv, const char *cert, const char *key, char *err,
+                        size_t errlen);
+void sip_tls_server_free(struct sip_server *srv);
+int sip_tls_conn_start(struct sip_conn *c);
+void sip_tls_conn_free(struct sip_conn *c);
+bool sip_tls_ready(const struct sip_conn *c);
+/* Feeds ciphertext; the plaintext is appended to c->in. PC_ECLOSED / PC_EPROTO with why. */
+int sip_tls_feed(struct sip_conn *c, const void *data, size_t len, char *why, size_t cap);
+int sip_tls_encrypt(struct sip_conn *c, const void *data, size_t len);
+void sip_tls_take_output(struct sip_conn *c, struct pc_buf *out);
+
+/* "TCP"/"TLS" (Via), "tcp"/"tls" (URI transport=), and the port the client reached. */
+const char *sip_conn_transport(const struct sip_conn *c);
+const char *sip_conn_transport_param(const struct sip_conn *c);
+int sip_conn_port(const struct sip_conn *c);
 
 /* sip_auth.c: Digest over 407 for REGISTER. */
 void sip_auth_init(struct sip_server *srv);

@@ -51,7 +51,7 @@ void sip_handle_subscribe(struct sip_conn *c, osip_message_t *req)
     osip_message_set_header(r, "ms-piggyback-cseq", req->cseq->number);
     osip_message_set_header(r, "Expires", "0");
     char contact[SIP_URI_MAX + 32];
-    snprintf(contact, sizeof contact, "<%s;transport=%s>", srv->chat_uri, srv->transport_param);
+    snprintf(contact, sizeof contact, "<%s;transport=%s>", srv->chat_uri, sip_conn_transport_param(c));
     osip_message_set_header(r, "Contact", contact);
     struct pc_buf doc = {0};
     provisioning_document(srv, enabled, &doc);

@@ -302,6 +302,9 @@ static int start(struct node *n)
     sc.header_timeout_s = (unsigned)c->sip_header_timeout;
     sc.idle_timeout_s = (unsigned)c->sip_idle_timeout;
     sc.auth_digest = strcmp(c->auth_mode, "digest") == 0;
+    sc.tls_port = c->sip_tls_port;
+    sc.tls_cert = c->sip_tls_cert;
+    sc.tls_key = c->sip_tls_key;
     struct sip_handlers h = chat_sip_handlers(n->svc);
     rc = sip_server_start(&n->loop, &sc, &h, &n->sip);
     if (rc != 0)

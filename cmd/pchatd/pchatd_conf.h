@@ -18,6 +18,9 @@ struct pchatd_conf {
     char *sip_listen;
     char *sip_advertise;
     int sip_tcp_port;
+    int sip_tls_port;
+    char *sip_tls_cert;
+    char *sip_tls_key;
     char *domain;
     char *chat_user;
     size_t sip_max_header_bytes;
