@@ -281,7 +281,9 @@ static void kill_and_measure(struct pool_run *r, int victim, const char *what)
     fprintf(stderr, "  killed %s (node %d): posting resumed on the other nodes after %llu ms "
             "(election timeout %d ms)\n", what, victim, (unsigned long long)resumed, ELECTION_MS);
     assert_true(resumed > 0);
-    assert_true(resumed < 4 * ELECTION_MS);
+    /* Typically 1.5-2 s; an election that needs a second round (a pre-vote refused by a
+     * node that heard the dead leader a moment ago, or a split vote) takes up to ~4.5 s. */
+    assert_true(resumed < 6 * ELECTION_MS);
     tl_posters_run(r->p, POSTERS, 1500, true);
     /* The killed node restarts, catches up and serves again. */
     tl_node_spawn(&r->nodes[victim - 1]);
