@@ -47,8 +47,19 @@ CHECK_SRCS = $(wildcard tests/checker/*.c)
 CHECK_OBJS = $(CHECK_SRCS:%.c=$(BUILD)/%.o)
 CHECK_BIN = $(BUILD)/bin/pchat-check
 
+# A headless libpurple + SIPE client (the real Lync-protocol client code) for the interop
+# test. Built without sanitizers in both builds: it tests the server, and libpurple's own
+# leaks are not ours to report.
+INTEROP_BIN = $(BUILD)/tests/interop/purple_interop
+PURPLE_FLAGS := $(shell pkg-config --cflags --libs purple libxml-2.0 2>/dev/null)
+
 .PHONY: all deps test test-unit test-integration check-asan run stop clean
-all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS)
+all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
+
+$(INTEROP_BIN): tests/interop/purple_interop.c
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) -std=gnu11 -g -O1 $(WARN) -o $@ $< $(PURPLE_FLAGS) -ldl -rdynamic
 
 deps:
 	@deploy/install-deps
