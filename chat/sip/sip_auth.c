@@ -68,19 +68,15 @@ static void challenge(struct sip_conn *c, const osip_message_t *req, bool stale,
     osip_message_free(r);
 }
 
-static const char *unq(const char *s)
+/* A header parameter without its quotes, copied into buf ("" when absent). */
+static const char *unq(const char *s, char *buf, size_t cap)
 {
-    static char buf[4][256];
-    static int k;
-    if (s == NULL)
-        return NULL;
-    size_t n = strlen(s);
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        char *b = buf[k++ % 4];
-        snprintf(b, sizeof buf[0], "%.*s", (int)(n - 2), s + 1);
-        return b;
-    }
-    return s;
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        snprintf(buf, cap, "%.*s", (int)(n - 2), s + 1);
+    else
+        snprintf(buf, cap, "%s", s != NULL ? s : "");
+    return buf;
 }
 
 bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user)
@@ -95,11 +91,18 @@ bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user
         return false;
     }
     const char *bare = strncmp(user, "sip:", 4) == 0 ? user + 4 : user;
-    const char *username = unq(pa->username), *nonce = unq(pa->nonce);
+    char username[SIP_URI_MAX], nonce[128], cnonce[128], qop[32], uri[SIP_URI_MAX], resp[64], nc[16];
+    unq(pa->username, username, sizeof username);
+    unq(pa->nonce, nonce, sizeof nonce);
+    unq(pa->cnonce, cnonce, sizeof cnonce);
+    unq(pa->message_qop, qop, sizeof qop);
+    unq(pa->uri, uri, sizeof uri);
+    unq(pa->response, resp, sizeof resp);
+    unq(pa->nonce_count, nc, sizeof nc);
     /* SIPE sends the account's login name, else the SIP address: either must be this user. */
-    const char *uname = username != NULL && strncmp(username, "sip:", 4) == 0 ? username + 4 : username;
+    const char *uname = strncmp(username, "sip:", 4) == 0 ? username + 4 : username;
     int fresh = nonce_check(srv, nonce);
-    if (fresh <= 0 || uname == NULL || strcasecmp(uname, bare) != 0) {
+    if (fresh <= 0 || strcasecmp(uname, bare) != 0) {
         if (fresh < 0) {
             challenge(c, req, true, "Authentication required (nonce expired)");
         } else {
@@ -119,15 +122,14 @@ bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user
     /* The digest uri as sent: SIPE sends "(null)" (XCCOS.md §2.2), and A2 is computed from
      * it, so it is accepted whatever it says; the response still proves the password. */
     char want[SIP_DIGEST_HEX];
-    sip_digest_response(ha1, nonce, pa->nonce_count, unq(pa->cnonce), unq(pa->message_qop),
-                        req->sip_method, unq(pa->uri) ? unq(pa->uri) : "", want);
-    const char *resp = unq(pa->response);
-    if (resp == NULL || !sip_digest_equal(resp, want)) {
+    sip_digest_response(ha1, nonce, nc, cnonce, qop, req->sip_method, uri, want);
+    if (!sip_digest_equal(resp, want)) {
         pc_notice("sip: wrong password for %s from %s", user, c->peer);
         sip_server_reply(c, req, 403, "Wrong user name or password", c->tag);
         return false;
     }
     snprintf(c->authenticated, sizeof c->authenticated, "%s", user);
-    pc_info("sip: %s authenticated (Digest) from %s", user, c->peer);
+    pc_info("sip: %s authenticated (Digest, username \"%s\", uri \"%s\", qop %s) from %s", user,
+            uname, uri, qop[0] ? qop : "-", c->peer);
     return true;
 }
