@@ -23,6 +23,7 @@ void chat_cmd_requri(struct chat_cmd *cmd, const struct xccos_msg *m)
 
 void chat_cmd_getserverinfo(struct chat_cmd *cmd, const struct xccos_msg *m)
 {
+    cmd->s->pushes_history = true;
     struct chat_service *svc = cmd->s->svc;
     struct xccos_msg r;
     chat_reply_init(cmd, &r);

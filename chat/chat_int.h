@@ -33,6 +33,9 @@ struct chat_session {
      * what it changed through another one. */
     bool synced;
     struct chat_held *held, **held_tail;
+    /* A Lync 2013 client (it asked getserverinfo; SIPE never does): after rpl:bjoin the server
+     * pushes each room's history, which SIPE would show twice (XCCOS.md §6). */
+    bool pushes_history;
 };
 
 /* Sessions of this node in one room: the fan-out list for its deliveries. */

@@ -100,6 +100,24 @@ static const char *uib_id(struct join_op *op, const char *uri)
     return e->id;
 }
 
+/* The Lync 2013 flow: after rpl:bjoin the server sends each joined room's recent history
+ * as rpl:bccontext without being asked (answering the bjoin's envid). */
+static void push_history(struct chat_cmd *bjoin, const struct xccos_msg *r)
+{
+    for (size_t i = 0; i < r->n_rooms; i++) {
+        struct xccos_msg m;
+        xccos_msg_init(&m, XCCOS_KIND_CMD, XCCOS_OP_BCCONTEXT);
+        m.envid = bjoin->envid;
+        m.seqid = bjoin->seqid;
+        m.chan_uri = r->rooms[i].uri;
+        struct chat_cmd *cmd = chat_cmd_new(bjoin->s, &m);
+        chat_cmd_bccontext(cmd, &m); /* frees cmd when answered */
+        m.envid = m.seqid = NULL;
+        m.chan_uri = NULL;
+        xccos_msg_free(&m);
+    }
+}
+
 static void join_finish(struct join_op *op)
 {
     struct xccos_msg *r = &op->reply;
@@ -120,6 +138,8 @@ static void join_finish(struct join_op *op)
             r->n_users++;
         }
         chat_send(op->cmd->s, r);
+        if (op->batch && op->cmd->s->pushes_history)
+            push_history(op->cmd, r);
     }
     struct uib_entry *e, *tmp;
     HASH_ITER(hh, op->uibs, e, tmp)
