@@ -45,7 +45,7 @@ run() {  # label calls rate transport
     bad "$1: exit $rc, ${good:-0} of $2 calls; $(tail -5 "$dir"/*errors.log 2>/dev/null | head -8)"
   fi
 }
-run "sign-in, getserverinfo, chansrch, bjoin, post and echo, BYE" 1 1 t1
+run "sign-in, getserverinfo, getassociations, chansrch, bjoin + pushed history, post and echo, BYE" 1 1 t1
 run "the same flow, 20 calls at once on separate connections" 20 20 tn
 kill $pid; wait $pid 2>/dev/null; pid=
 echo "pchat-summary: $pass passed, $fail failed"
