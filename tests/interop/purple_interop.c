@@ -11,7 +11,8 @@
  * binds to it) to hand libxml2 such handlers as the plain SAX1 handlers they are. It says
  * so in its output.
  *
- * usage: purple_interop HOST:PORT HOST:PORT USER_A USER_B PASSWORD ROOM HISTORY_TEXT */
+ * usage: purple_interop HOST:PORT HOST:PORT USER_A USER_B PASSWORD ROOM HISTORY_TEXT [tcp|tls]
+ * With tls, the node's certificate prompt is accepted (as a user would, once). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <glib.h>
@@ -107,6 +108,75 @@ static PurpleEventLoopUiOps loop_ops = {
     g_timeout_add, g_source_remove, input_add, g_source_remove, NULL, g_timeout_add_seconds,
     NULL, NULL, NULL};
 
+/* ---- requests: the only one expected is libpurple's prompt for an unknown certificate --- */
+
+struct pending_action {
+    PurpleRequestActionCb cb;
+    void *user_data;
+    int index;
+};
+
+static gboolean run_action(gpointer data)
+{
+    struct pending_action *a = data;
+    a->cb(a->user_data, a->index);
+    g_free(a);
+    return G_SOURCE_REMOVE;
+}
+
+static void *request_action(const char *title, const char *primary, const char *secondary,
+                            int default_action, PurpleAccount *account, const char *who,
+                            PurpleConversation *conv, void *user_data, size_t action_count,
+                            va_list actions)
+{
+    (void)title;
+    (void)secondary;
+    (void)default_action;
+    (void)account;
+    (void)who;
+    (void)conv;
+    struct pending_action *a = g_new0(struct pending_action, 1);
+    a->user_data = user_data;
+    a->index = -1;
+    for (size_t i = 0; i < action_count; i++) {
+        const char *label = va_arg(actions, const char *);
+        PurpleRequestActionCb cb = va_arg(actions, PurpleRequestActionCb);
+        if (a->index < 0 && label != NULL && strstr(label, "ccept") != NULL) {
+            a->index = (int)i;
+            a->cb = cb;
+        }
+    }
+    printf("NOTE: %s prompt \"%s\"\n", a->cb ? "accepting" : "ignoring", primary ? primary : "");
+    if (a->cb != NULL)
+        g_idle_add(run_action, a); /* answered from the loop, as a UI would */
+    else
+        g_free(a);
+    return a;
+}
+
+static void *request_action_with_icon(const char *title, const char *primary,
+                                      const char *secondary, int default_action,
+                                      PurpleAccount *account, const char *who,
+                                      PurpleConversation *conv, gconstpointer icon_data,
+                                      gsize icon_size, void *user_data, size_t action_count,
+                                      va_list actions)
+{
+    (void)icon_data;
+    (void)icon_size;
+    return request_action(title, primary, secondary, default_action, account, who, conv,
+                          user_data, action_count, actions);
+}
+
+static void close_request(PurpleRequestType type, void *handle)
+{
+    (void)type;
+    (void)handle;
+}
+
+static PurpleRequestUiOps request_ops = {
+    .request_action = request_action, .request_action_with_icon = request_action_with_icon,
+    .close_request = close_request};
+
 /* ---- the scenario -------------------------------------------------------------------------- */
 
 struct side {
@@ -118,7 +188,7 @@ struct side {
 };
 
 static struct side A, B;
-static const char *room_name, *history_text, *password;
+static const char *room_name, *history_text, *password, *transport = "tcp";
 static char post_text[128], room_uri[256];
 static GMainLoop *main_loop;
 static int failures;
@@ -212,7 +282,7 @@ static PurpleAccount *make_account(struct side *s)
     purple_account_set_password(acc, password);
     purple_account_set_remember_password(acc, FALSE);
     purple_account_set_string(acc, "server", s->server);
-    purple_account_set_string(acc, "transport", "tcp");
+    purple_account_set_string(acc, "transport", transport);
     purple_accounts_add(acc);
     purple_account_set_enabled(acc, UI_ID, TRUE);
     return acc;
@@ -228,11 +298,13 @@ static void join(struct side *s)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
+    if (argc != 8 && argc != 9) {
         fprintf(stderr, "usage: purple_interop HOST:PORT HOST:PORT USER_A USER_B PASSWORD ROOM "
-                        "HISTORY_TEXT\n");
+                        "HISTORY_TEXT [tcp|tls]\n");
         return 2;
     }
+    if (argc == 9)
+        transport = argv[8];
     A = (struct side){.name = "A", .server = argv[1], .user = argv[3]};
     B = (struct side){.name = "B", .server = argv[2], .user = argv[4]};
     password = argv[5];
@@ -249,6 +321,7 @@ int main(int argc, char **argv)
     purple_util_set_user_dir(home);
     purple_debug_set_enabled(getenv("PCHAT_PURPLE_DEBUG") != NULL);
     purple_eventloop_set_ui_ops(&loop_ops);
+    purple_request_set_ui_ops(&request_ops);
     if (!purple_core_init(UI_ID)) {
         step(FALSE, "libpurple starts");
         return 1;

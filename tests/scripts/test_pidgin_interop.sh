@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Real-client interop (issue 4): Debian's pidgin-sipe, driven headless through libpurple by
 # tests/interop/purple_interop.c, signs two accounts in to two nodes of a local pool, lists
-# rooms, joins, sees history, posts and receives (own echo exactly once), leaves. Each of
-# its PASS/FAIL lines counts as one test.
+# rooms, joins, sees history, posts and receives (own echo exactly once), leaves: over TCP,
+# over TLS, and against a node with Digest authentication. Each of its PASS/FAIL lines
+# counts as one test.
 set -u
 cd "$(dirname "$0")/../.."
 build=${PCHAT_BUILD:-build}
@@ -42,6 +43,9 @@ run_client() {  # label args… : one run of the client, its PASS/FAIL lines cou
 }
 run_client "a pool without authentication, A and B on different nodes" \
   "127.0.0.1:$p1" "127.0.0.1:$p2" alice@example.test bob@example.test any-password Lobby "$marker"
+run_client "the same over TLS (the pool CA's certificates, accepted at the prompt)" \
+  "127.0.0.1:$((p1 + 1))" "127.0.0.1:$((p2 + 1))" alice@example.test bob@example.test \
+  any-password Lobby "$marker" tls
 deploy/pool stop > /dev/null
 
 # SIPE's Digest over 407 (XCCOS.md §2.2: it answers with uri="(null)").
