@@ -4,6 +4,7 @@
 # SANITIZE=1), so both builds can coexist.
 
 SANITIZE ?=
+FUZZ ?=
 ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -12,6 +13,15 @@ else
 BUILD ?= build
 SAN_FLAGS =
 OPT ?= -O2
+endif
+ifeq ($(FUZZ),1)
+# libFuzzer targets (make fuzz-build): the whole library instrumented for coverage.
+BUILD = build-fuzz
+CC = clang
+# uthash's hash macros fall through on purpose; clang (unlike gcc) warns inside them.
+SAN_FLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer -Wno-implicit-fallthrough
+OPT = -O1
 endif
 
 CC ?= cc
@@ -53,8 +63,27 @@ CHECK_BIN = $(BUILD)/bin/pchat-check
 INTEROP_BIN = $(BUILD)/tests/interop/purple_interop
 PURPLE_FLAGS := $(shell pkg-config --cflags --libs purple libxml-2.0 2>/dev/null)
 
-.PHONY: all deps test test-unit test-integration check-asan run stop clean
+.PHONY: all deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
 all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
+
+# Fuzzing: `make fuzz-build` builds build-fuzz/ with clang; `make fuzz FUZZ_TIME=60` runs
+# every target that long (tests/fuzz/run says how; `make test` runs each briefly).
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME ?= 60
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+fuzz-targets: $(FUZZ_BINS) $(BUILD)/fuzz/make_seeds
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_TIME)
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS)
+$(BUILD)/fuzz/make_seeds: $(BUILD)/tests/fuzz/make_seeds.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
 $(INTEROP_BIN): tests/interop/purple_interop.c
 	@mkdir -p $(dir $@)
@@ -120,7 +149,7 @@ stop:
 	@deploy/pool stop
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # Header dependencies of every object, tests included (a stale test object compiled
 # against an old struct layout fails in confusing ways).

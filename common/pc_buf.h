@@ -18,7 +18,8 @@ void pc_buf_append(struct pc_buf *b, const void *p, size_t len);
 void pc_buf_puts(struct pc_buf *b, const char *s);
 void pc_buf_putc(struct pc_buf *b, char c);
 void pc_buf_printf(struct pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pc_buf_vprintf(struct pc_buf *b, const char *fmt, va_list ap);
+void pc_buf_vprintf(struct pc_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Drops the first n bytes (used by stream readers that consumed a message). */
 void pc_buf_consume(struct pc_buf *b, size_t n);
 void pc_buf_reset(struct pc_buf *b);

@@ -20,7 +20,8 @@ int pc_log_level_parse(const char *name);
  * SIP headers) can never forge a line or a terminal escape. Safe from any thread. */
 void pc_log_write(enum pc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void pc_log_vwrite(enum pc_log_level level, const char *fmt, va_list ap);
+void pc_log_vwrite(enum pc_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Arguments are evaluated only when the level is enabled. */
 #define pc_log(level, ...)                                                       \

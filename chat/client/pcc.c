@@ -3,6 +3,7 @@
 #include "chat/sip/sip_digest.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 

@@ -1,14 +1,16 @@
 #include "chat/sip/sip_msg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/pc_err.h"
 #include "common/pc_log.h"
 #include "common/pc_str.h"
 
-static void osip_trace_to_log(const char *file, int line, osip_trace_level_t level,
-                              const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void osip_trace_to_log(const char *file, int line,
+                                                                   osip_trace_level_t level,
+                                                                   const char *fmt, va_list ap)
 {
     (void)file;
     (void)line;
