@@ -27,6 +27,9 @@ struct chat_config {
     unsigned search_limit;          /* most rooms one chansrch returns */
     unsigned participant_update_limit; /* rooms with more users get no roster/notices */
     bool allow_unknown_users;       /* authentication off: any user of the domain may sign in */
+    unsigned post_rate;             /* posts per second per user on this node (0 = no limit) */
+    unsigned post_burst;            /* posts a user may send at once before the rate applies */
+    unsigned max_sessions_per_user; /* chat sessions per user on this node (0 = no limit) */
 };
 
 void chat_config_defaults(struct chat_config *cfg);
@@ -49,6 +52,8 @@ struct chat_stats {
     uint64_t deliveries;
     uint64_t notices;
     uint64_t bad_xccos;
+    uint64_t posts_rate_limited;  /* refused: the user posted faster than post_rate */
+    uint64_t sessions_refused;    /* refused: max_sessions_per_user reached */
 };
 void chat_service_stats(const struct chat_service *svc, struct chat_stats *out);
 

@@ -514,12 +514,14 @@ static json_t *stats_json(struct chat_service *svc)
     struct cluster_stats ks;
     chat_service_stats(svc, &cs);
     cluster_stats(svc->cl, &ks);
-    return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
+    return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
                      "stats", "sessions", (json_int_t)cs.sessions, "commands",
                      (json_int_t)cs.commands, "posts_accepted", (json_int_t)cs.posts_accepted,
                      "posts_refused", (json_int_t)cs.posts_refused, "deliveries",
                      (json_int_t)cs.deliveries, "notices", (json_int_t)cs.notices, "bad_xccos",
-                     (json_int_t)cs.bad_xccos, "posts_committed", (json_int_t)ks.posts_committed,
+                     (json_int_t)cs.bad_xccos, "posts_rate_limited",
+                     (json_int_t)cs.posts_rate_limited, "sessions_refused",
+                     (json_int_t)cs.sessions_refused, "posts_committed", (json_int_t)ks.posts_committed,
                      "commit_batches", (json_int_t)ks.commit_batches, "pending_posts",
                      (json_int_t)ks.pending_posts, "rooms",
                      (json_int_t)meta_room_count(cluster_meta(svc->cl)));

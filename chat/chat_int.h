@@ -55,7 +55,15 @@ struct chat_service {
     uint64_t next_session_id;
     uint64_t next_envid;
     struct chat_stats stats;
+    struct chat_user_limits *limits; /* per-user sessions and post rate (chat_limits.c) */
 };
+
+/* chat_limits.c: per-user limits of this node. */
+struct chat_user_limits;
+bool chat_limits_session_open(struct chat_service *svc, const char *user);
+void chat_limits_session_close(struct chat_service *svc, const char *user);
+bool chat_limits_may_post(struct chat_service *svc, const char *user);
+void chat_limits_free(struct chat_service *svc);
 
 /* A command being served: what the reply must reference, and the session it is for. */
 struct chat_cmd {

@@ -72,6 +72,14 @@ void chat_post(struct chat_session *s, struct sip_txn *txn, const struct xccos_m
         sip_txn_reply(txn, 413, why_buf);
         return;
     }
+    if (!chat_limits_may_post(svc, s->user)) {
+        svc->stats.posts_refused++;
+        char why_buf[160];
+        snprintf(why_buf, sizeof why_buf, "Posting too fast: at most %u messages per second "
+                 "(bursts of %u); wait a moment", svc->cfg.post_rate, svc->cfg.post_burst);
+        sip_txn_reply(txn, 503, why_buf);
+        return;
+    }
     /* The author is whoever the session authenticated as, whatever the XML claimed. */
     struct room_req req = {.kind = ROOM_REQ_POST, .room_no = rm->no, .user = s->user, .text = text};
     rc = cluster_room_submit(svc->cl, &req, post_done, txn);

@@ -18,6 +18,9 @@ void chat_config_defaults(struct chat_config *cfg)
     cfg->search_limit = 999;
     cfg->participant_update_limit = 1000;
     cfg->allow_unknown_users = false;
+    cfg->post_rate = 0;
+    cfg->post_burst = 20;
+    cfg->max_sessions_per_user = 0;
 }
 
 /* ---- sessions ------------------------------------------------------------------------- */
@@ -205,6 +208,11 @@ static bool password_ha1(void *ctx, const char *uri, char ha1[33])
 static int dialog_new(void *ctx, struct sip_dialog *dlg)
 {
     struct chat_service *svc = ctx;
+    if (!chat_limits_session_open(svc, sip_dialog_user(dlg))) {
+        pc_notice("chat: %s already holds %u chat sessions on this node: one more refused",
+                  sip_dialog_user(dlg), svc->cfg.max_sessions_per_user);
+        return PC_EDENIED;
+    }
     struct chat_session *s = pc_calloc(1, sizeof *s);
     s->svc = svc;
     s->dlg = dlg;
@@ -233,6 +241,7 @@ static void dialog_end(void *ctx, struct sip_dialog *dlg)
     chat_session_leave_all(s);
     HASH_DEL(svc->sessions, s);
     svc->stats.sessions--;
+    chat_limits_session_close(svc, s->user);
     chat_session_unref(s);
 }
 
@@ -336,6 +345,7 @@ void chat_service_free(struct chat_service *svc)
         pc_free(r->sessions);
         pc_free(r);
     }
+    chat_limits_free(svc);
     pc_free(svc);
 }
 

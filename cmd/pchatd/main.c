@@ -250,6 +250,9 @@ static int start(struct node *n)
     cc.max_history = (unsigned)c->chat_max_history;
     cc.message_max_chars = (unsigned)c->chat_message_max_chars;
     cc.search_limit = (unsigned)c->chat_search_limit;
+    cc.post_rate = (unsigned)c->chat_post_rate;
+    cc.post_burst = (unsigned)c->chat_post_burst;
+    cc.max_sessions_per_user = (unsigned)c->chat_max_sessions_per_user;
     cc.participant_update_limit = (unsigned)c->chat_participant_update_limit;
     cc.allow_unknown_users = strcmp(c->auth_mode, "off") == 0 && c->auth_allow_unknown_users;
     n->svc = chat_service_new(&n->loop, &cc);

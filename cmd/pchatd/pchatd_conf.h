@@ -54,6 +54,9 @@ struct pchatd_conf {
     int chat_max_history;
     int chat_message_max_chars;
     int chat_search_limit;
+    int chat_post_rate;
+    int chat_post_burst;
+    int chat_max_sessions_per_user;
     int chat_participant_update_limit;
     /* [compliance] */
     char *compliance_capture;
