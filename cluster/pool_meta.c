@@ -160,18 +160,25 @@ void meta_sync_request(struct cluster *cl, uint64_t origin, uint64_t req_id)
     pc_buf_free(&b);
 }
 
-int cluster_meta_sync(struct cluster *cl, meta_cb cb, void *arg)
+/* A local caller's call, routed at once (meta_tick) and delivered from a later prepare. */
+static struct pool_meta_call *local_call(struct cluster *cl, meta_cb cb, void *arg)
 {
-    if (cl->closing)
-        return PC_EUNAVAIL;
     struct pool_meta_call *c = pc_calloc(1, sizeof *c);
-    c->is_sync = true;
     c->cb = cb;
     c->arg = arg;
     c->cl = cl;
     c->req_id = cl->next_req_id++;
     c->born_ms = pc_mono_ms();
     TAILQ_INSERT_TAIL(&cl->meta_out, c, link);
+    return c;
+}
+
+int cluster_meta_sync(struct cluster *cl, meta_cb cb, void *arg)
+{
+    if (cl->closing)
+        return PC_EUNAVAIL;
+    struct pool_meta_call *c = local_call(cl, cb, arg);
+    c->is_sync = true;
     meta_tick(cl, c->born_ms);
     return 0;
 }
@@ -220,14 +227,8 @@ int cluster_meta_submit(struct cluster *cl, const struct meta_op *op, meta_cb cb
         return PC_EUNAVAIL;
     if (!cluster_meta_ready(cl))
         return PC_EUNAVAIL; /* the pool is not initialised yet (no metadata leader so far) */
-    struct pool_meta_call *c = pc_calloc(1, sizeof *c);
+    struct pool_meta_call *c = local_call(cl, cb, arg);
     copy_op(&c->op, op);
-    c->cb = cb;
-    c->arg = arg;
-    c->cl = cl;
-    c->req_id = cl->next_req_id++;
-    c->born_ms = pc_mono_ms();
-    TAILQ_INSERT_TAIL(&cl->meta_out, c, link);
     meta_tick(cl, c->born_ms);
     return 0;
 }
@@ -279,6 +280,16 @@ void meta_prepare(struct cluster *cl)
     }
 }
 
+/* Answers a local caller that will not be served, and forgets the call. */
+static void give_up(struct cluster *cl, struct pool_meta_call *c, int status, const char *why)
+{
+    TAILQ_REMOVE(&cl->meta_out, c, link);
+    struct meta_result res;
+    set_status(&res, status, why);
+    c->cb(c->arg, &res);
+    call_free(c);
+}
+
 void meta_tick(struct cluster *cl, uint64_t now)
 {
     struct pool_meta_call *c, *tmp;
@@ -299,23 +310,15 @@ void meta_tick(struct cluster *cl, uint64_t now)
         if (c->proposing || c->queued)
             continue;
         if (c->dest != 0 && c->dest != cl->self && now - c->sent_ms > POOL_FWD_TIMEOUT_MS) {
-            TAILQ_REMOVE(&cl->meta_out, c, link);
-            struct meta_result res;
-            set_status(&res, PC_EUNKNOWN, "the metadata leader did not answer: check whether "
-                       "the change took effect before retrying");
-            c->cb(c->arg, &res);
-            call_free(c);
+            give_up(cl, c, PC_EUNKNOWN, "the metadata leader did not answer: check whether the "
+                    "change took effect before retrying");
             continue;
         }
         if (c->dest != 0)
             continue;
         if (now - c->born_ms > POOL_PARK_MS) {
-            TAILQ_REMOVE(&cl->meta_out, c, link);
-            struct meta_result res;
-            set_status(&res, PC_EUNAVAIL, "no metadata leader is reachable: is a majority of "
-                       "the pool's nodes up?");
-            c->cb(c->arg, &res);
-            call_free(c);
+            give_up(cl, c, PC_EUNAVAIL, "no metadata leader is reachable: is a majority of the "
+                    "pool's nodes up?");
             continue;
         }
         uint64_t leader = group_leader(cl->meta_g, NULL);

@@ -250,16 +250,6 @@ static void send_register(struct pcc *c, unsigned expires)
     finish(c, &b, NULL, NULL, 0);
 }
 
-static const char *unquote(const char *s, char *buf, size_t cap)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
-        snprintf(buf, cap, "%.*s", (int)(n - 2), s + 1);
-    else
-        snprintf(buf, cap, "%s", s != NULL ? s : "");
-    return buf;
-}
-
 /* Answers a 407 Digest challenge to REGISTER (RFC 2617, qop=auth), as SIPE does; false
  * when there is no password or no usable challenge. */
 static bool answer_challenge(struct pcc *c, osip_message_t *m)
@@ -269,9 +259,9 @@ static bool answer_challenge(struct pcc *c, osip_message_t *m)
     if (c->cfg.password == NULL || pa == NULL || ++c->challenges > 3)
         return false;
     char realm[128], nonce[128], qop[32], cnonce[17], ha1[SIP_DIGEST_HEX], resp[SIP_DIGEST_HEX];
-    unquote(osip_proxy_authenticate_get_realm(pa), realm, sizeof realm);
-    unquote(osip_proxy_authenticate_get_nonce(pa), nonce, sizeof nonce);
-    unquote(osip_proxy_authenticate_get_qop_options(pa), qop, sizeof qop);
+    sip_digest_unquote(osip_proxy_authenticate_get_realm(pa), realm, sizeof realm);
+    sip_digest_unquote(osip_proxy_authenticate_get_nonce(pa), nonce, sizeof nonce);
+    sip_digest_unquote(osip_proxy_authenticate_get_qop_options(pa), qop, sizeof qop);
     const char *bare = strncmp(c->user, "sip:", 4) == 0 ? c->user + 4 : c->user;
     pc_random_hex(cnonce, 8);
     char uri[200];

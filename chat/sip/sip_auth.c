@@ -68,17 +68,6 @@ static void challenge(struct sip_conn *c, const osip_message_t *req, bool stale,
     osip_message_free(r);
 }
 
-/* A header parameter without its quotes, copied into buf ("" when absent). */
-static const char *unq(const char *s, char *buf, size_t cap)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
-        snprintf(buf, cap, "%.*s", (int)(n - 2), s + 1);
-    else
-        snprintf(buf, cap, "%s", s != NULL ? s : "");
-    return buf;
-}
-
 bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user)
 {
     struct sip_server *srv = c->srv;
@@ -92,13 +81,13 @@ bool sip_auth_register(struct sip_conn *c, osip_message_t *req, const char *user
     }
     const char *bare = strncmp(user, "sip:", 4) == 0 ? user + 4 : user;
     char username[SIP_URI_MAX], nonce[128], cnonce[128], qop[32], uri[SIP_URI_MAX], resp[64], nc[16];
-    unq(pa->username, username, sizeof username);
-    unq(pa->nonce, nonce, sizeof nonce);
-    unq(pa->cnonce, cnonce, sizeof cnonce);
-    unq(pa->message_qop, qop, sizeof qop);
-    unq(pa->uri, uri, sizeof uri);
-    unq(pa->response, resp, sizeof resp);
-    unq(pa->nonce_count, nc, sizeof nc);
+    sip_digest_unquote(pa->username, username, sizeof username);
+    sip_digest_unquote(pa->nonce, nonce, sizeof nonce);
+    sip_digest_unquote(pa->cnonce, cnonce, sizeof cnonce);
+    sip_digest_unquote(pa->message_qop, qop, sizeof qop);
+    sip_digest_unquote(pa->uri, uri, sizeof uri);
+    sip_digest_unquote(pa->response, resp, sizeof resp);
+    sip_digest_unquote(pa->nonce_count, nc, sizeof nc);
     /* SIPE sends the account's login name, else the SIP address: either must be this user. */
     const char *uname = strncmp(username, "sip:", 4) == 0 ? username + 4 : username;
     int fresh = nonce_check(srv, nonce);

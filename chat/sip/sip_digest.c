@@ -49,6 +49,16 @@ void sip_digest_response(const char *ha1, const char *nonce, const char *nc, con
     }
 }
 
+const char *sip_digest_unquote(const char *s, char *buf, size_t cap)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        snprintf(buf, cap, "%.*s", (int)(n - 2), s + 1);
+    else
+        snprintf(buf, cap, "%s", s != NULL ? s : "");
+    return buf;
+}
+
 bool sip_digest_equal(const char *a, const char *b)
 {
     if (strlen(a) != 32 || strlen(b) != 32)

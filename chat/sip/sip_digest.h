@@ -4,6 +4,7 @@
 #define SIP_DIGEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define SIP_DIGEST_HEX 33 /* 32 hex digits and a NUL */
 
@@ -16,6 +17,9 @@ void sip_digest_ha1(const char *user, const char *realm, const char *password,
 void sip_digest_response(const char *ha1, const char *nonce, const char *nc, const char *cnonce,
                          const char *qop, const char *method, const char *uri,
                          char out[SIP_DIGEST_HEX]);
+
+/* A header parameter without its surrounding quotes, copied into buf ("" when s is NULL). */
+const char *sip_digest_unquote(const char *s, char *buf, size_t cap);
 
 /* Constant-time comparison of two hex digests (case-insensitive). */
 bool sip_digest_equal(const char *a, const char *b);

@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int admin_talk(const char *path, const char *request, char **answer)
+static int admin_talk(const char *path, const char *request, char **answer)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

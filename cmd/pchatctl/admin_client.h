@@ -4,11 +4,8 @@
 
 #include <jansson.h>
 
-/* Sends one request line to the unix socket at path and reads the answer line (malloc'd).
- * Returns 0, or 2 with the reason printed to stderr. */
-int admin_talk(const char *path, const char *request, char **answer);
-
-/* Same with JSON: the parsed answer (caller json_decref's it), or NULL (reason printed). */
+/* Sends one JSON request line to the node's unix socket at path and reads the answer line:
+ * the parsed answer (the caller json_decref's it), or NULL with the reason printed. */
 json_t *admin_call(const char *path, json_t *req);
 
 #endif

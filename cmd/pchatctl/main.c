@@ -130,19 +130,10 @@ int main(int argc, char **argv)
         else
             json_object_set_new(req, field, json_string(value));
     }
-    char *text = json_dumps(req, JSON_COMPACT);
+    json_t *ans = admin_call(sock, req);
     json_decref(req);
-    char *answer = NULL;
-    int rc = admin_talk(sock, text, &answer);
-    free(text);
-    if (rc != 0)
-        return rc;
-    json_t *ans = json_loads(answer, 0, NULL);
-    if (ans == NULL) {
-        fprintf(stderr, "pchatctl: unreadable answer: %s\n", answer);
-        free(answer);
-        return 2;
-    }
+    if (ans == NULL)
+        return 2; /* the reason is printed */
     bool ok = json_is_true(json_object_get(ans, "ok"));
     if (raw || ok) {
         json_object_del(ans, "ok");
@@ -156,6 +147,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "pchatctl: %s\n", json_string_value(json_object_get(ans, "error")));
     }
     json_decref(ans);
-    free(answer);
     return ok ? 0 : 1;
 }

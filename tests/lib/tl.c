@@ -234,12 +234,12 @@ void tl_node_dump_log(const struct tl_node *n)
     fprintf(stderr, "---- tail of %s ----\n%s---- end ----\n", n->log_path, buf);
 }
 
-bool tl_node_log_contains_since(const struct tl_node *n, const char *s)
+static bool log_contains_from(const struct tl_node *n, long offset, const char *s)
 {
     FILE *f = fopen(n->log_path, "r");
     if (f == NULL)
         return false;
-    fseek(f, n->log_mark, SEEK_SET);
+    fseek(f, offset, SEEK_SET);
     char line[4096];
     bool found = false;
     while (!found && fgets(line, sizeof line, f) != NULL)
@@ -248,17 +248,14 @@ bool tl_node_log_contains_since(const struct tl_node *n, const char *s)
     return found;
 }
 
+bool tl_node_log_contains_since(const struct tl_node *n, const char *s)
+{
+    return log_contains_from(n, n->log_mark, s);
+}
+
 bool tl_node_log_contains(const struct tl_node *n, const char *s)
 {
-    FILE *f = fopen(n->log_path, "r");
-    if (f == NULL)
-        return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        found = strstr(line, s) != NULL;
-    fclose(f);
-    return found;
+    return log_contains_from(n, 0, s);
 }
 
 int tl_pchatctl(const struct tl_node *n, char *out, size_t cap, const char *args)
