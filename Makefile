@@ -28,7 +28,7 @@ CC ?= cc
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
        -Wimplicit-fallthrough -Werror=implicit-function-declaration -Wno-missing-field-initializers
 HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
-PKGS = libuv libosip2 libxml-2.0 openssl inih jansson sqlite3 raft
+PKGS = libuv libosip2 libxml-2.0 openssl inih jansson sqlite3 raft libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(HARDEN) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
@@ -36,7 +36,7 @@ LDFLAGS = -pie -Wl,-z,relro,-z,now $(SAN_FLAGS)
 LIBS = $(PKG_LIBS) -lrocksdb -lpthread -lm
 
 # Library modules, in dependency order (see DESIGN.md §5).
-MODULES = common storage cluster compliance compliance/adapters chat/xccos chat/sip chat chat/client
+MODULES = common storage cluster compliance compliance/adapters chat/xccos chat/sip chat chat/client web
 # Each program is cmd/<name>/main.c; its other files go into the library so tests reach them.
 CMD_LIB_SRCS = $(filter-out %/main.c,$(wildcard cmd/*/*.c))
 LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(CMD_LIB_SRCS)
@@ -65,6 +65,9 @@ PURPLE_FLAGS := $(shell pkg-config --cflags --libs purple libxml-2.0 2>/dev/null
 
 .PHONY: all deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
 all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
+
+# The page is built into the binary (web/web_page.c .incbin's it).
+$(BUILD)/web/web_page.o: web/static/index.html
 
 # Fuzzing: `make fuzz-build` builds build-fuzz/ with clang; `make fuzz FUZZ_TIME=60` runs
 # every target that long (tests/fuzz/run says how; `make test` runs each briefly).

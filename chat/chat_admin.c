@@ -107,7 +107,7 @@ static json_t *principals_json(const struct meta_principals *p)
     return a;
 }
 
-static char *user_uri(const char *s)
+char *chat_user_uri(const char *s)
 {
     /* "alice@example.test" and "sip:Alice@example.test" name the same user. */
     char *u = strncasecmp(s, "sip:", 4) == 0 ? pc_strdup(s) : NULL;
@@ -122,7 +122,7 @@ static char *user_uri(const char *s)
 
 /* ---- JSON views of records ---------------------------------------------------------------- */
 
-static json_t *category_json(const struct meta_category *c)
+json_t *chat_admin_category_json(const struct meta_category *c)
 {
     return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:b}", "name", c->name, "id", c->guid,
                      "description", c->description, "allowed", principals_json(&c->allowed),
@@ -131,7 +131,7 @@ static json_t *category_json(const struct meta_category *c)
                      c->invitations);
 }
 
-static json_t *room_json(struct chat_service *svc, const struct meta_room *r)
+json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r)
 {
     const struct meta_category *c = meta_category_by_no(cluster_meta(svc->cl), r->category_no);
     char uri[256];
@@ -172,10 +172,10 @@ static void change_done(void *arg, const struct meta_result *res)
         const struct meta_category *c = NULL;
         if (strncmp(call->what, "room.", 5) == 0 && strcmp(call->what, "room.remove") != 0 &&
             (r = meta_room_by_no(m, res->no)) != NULL)
-            json_object_set_new(answer, "room", room_json(call->svc, r));
+            json_object_set_new(answer, "room", chat_admin_room_json(call->svc, r));
         if (strncmp(call->what, "category.", 9) == 0 && strcmp(call->what, "category.remove") != 0 &&
             (c = meta_category_by_no(m, res->no)) != NULL)
-            json_object_set_new(answer, "category", category_json(c));
+            json_object_set_new(answer, "category", chat_admin_category_json(c));
         pc_notice("admin: %s '%s' done", call->what, call->name);
     }
     call->cb(call->arg, answer);
@@ -248,7 +248,7 @@ static void category_op(struct chat_service *svc, const char *op_name, json_t *r
         json_t *list = json_array();
         struct meta_category *c, *tmp;
         HASH_ITER(hh_no, m->cats_by_no, c, tmp)
-            json_array_append_new(list, category_json(c));
+            json_array_append_new(list, chat_admin_category_json(c));
         cb(arg, json_pack("{s:b, s:o}", "ok", 1, "categories", list));
         return;
     }
@@ -263,7 +263,7 @@ static void category_op(struct chat_service *svc, const char *op_name, json_t *r
         return;
     }
     if (strcmp(op_name, "category.get") == 0) {
-        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "category", category_json(cur)));
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "category", chat_admin_category_json(cur)));
         return;
     }
     struct meta_op op = {0};
@@ -291,7 +291,7 @@ static void category_op(struct chat_service *svc, const char *op_name, json_t *r
 
 /* ---- rooms --------------------------------------------------------------------------------- */
 
-static const struct meta_room *find_room(struct chat_service *svc, const char *ref)
+const struct meta_room *chat_admin_find_room(struct chat_service *svc, const char *ref)
 {
     const struct meta *m = cluster_meta(svc->cl);
     if (ref == NULL)
@@ -364,7 +364,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
         struct meta_room *r, *tmp;
         HASH_ITER(hh_no, m->rooms_by_no, r, tmp)
             if (c == NULL || r->category_no == c->no)
-                json_array_append_new(list, room_json(svc, r));
+                json_array_append_new(list, chat_admin_room_json(svc, r));
         cb(arg, json_pack("{s:b, s:o}", "ok", 1, "rooms", list));
         return;
     }
@@ -374,7 +374,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
         return;
     }
     bool create = strcmp(op_name, "room.new") == 0;
-    const struct meta_room *cur = find_room(svc, name);
+    const struct meta_room *cur = chat_admin_find_room(svc, name);
     if (create && cur != NULL) {
         cb(arg, error_answer("a room named '%s' already exists", name));
         return;
@@ -384,7 +384,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
         return;
     }
     if (strcmp(op_name, "room.get") == 0) {
-        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "room", room_json(svc, cur)));
+        cb(arg, json_pack("{s:b, s:o}", "ok", 1, "room", chat_admin_room_json(svc, cur)));
         return;
     }
     struct meta_op op = {0};
@@ -400,7 +400,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
             cb(arg, error_answer("room.invite needs \"user\""));
             return;
         }
-        char *uri = user_uri(who);
+        char *uri = chat_user_uri(who);
         op.kind = META_OP_INVITE;
         op.room_no = cur->no;
         pc_strlcpy(op.target_user, uri, sizeof op.target_user);
@@ -440,7 +440,7 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
                              svc->cfg.domain));
         return;
     }
-    char *uri = user_uri(who);
+    char *uri = chat_user_uri(who);
     const struct meta_user *cur = meta_user(m, uri);
     bool create = strcmp(op_name, "user.add") == 0;
     bool passwd = strcmp(op_name, "user.passwd") == 0;

@@ -8,11 +8,22 @@
 #include "chat/chat_admin.h"
 
 struct chat_service;
+struct meta_room;
+struct meta_category;
 
 /* {"ok": false, "error": <formatted>} */
 json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The string field name of req, or NULL. */
 const char *str_field(json_t *req, const char *name);
+
+/* "alice@example.test" or "sip:Alice@example.test" as the stored form "sip:alice@…"
+ * (malloc'd). */
+char *chat_user_uri(const char *s);
+/* A room by name, id or ma-chan URI, or NULL. */
+const struct meta_room *chat_admin_find_room(struct chat_service *svc, const char *ref);
+/* JSON views of records, as the admin answers carry them. */
+json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r);
+json_t *chat_admin_category_json(const struct meta_category *c);
 
 /* The pool's operations (chat_admin_pool.c): pool.status, node.info/list/add/remove,
  * shard.transfer. Returns false when op is not one of them. */

@@ -18,6 +18,7 @@
 #include "compliance/compl_adapter.h"
 #include "compliance/compl_dispatch.h"
 #include "compliance/compl_event.h"
+#include "web/web.h"
 
 struct node {
     uv_loop_t loop;
@@ -26,6 +27,7 @@ struct node {
     struct cluster *cl;
     struct sip_server *sip;
     struct admin_sock *admin;
+    struct web_service *web;
     struct compl_dispatch *compliance;
     uv_signal_t sigterm, sigint;
     bool stopping;
@@ -81,6 +83,10 @@ static void stop(struct node *n, const char *why)
     pc_notice("pchatd: stopping (%s)", why);
     if (n->admin != NULL)
         admin_sock_stop(n->admin);
+    if (n->web != NULL) {
+        web_service_stop(n->web);
+        n->web = NULL;
+    }
     if (n->seed_timer_on) {
         n->seed_timer_on = false;
         uv_close((uv_handle_t *)&n->seed_timer, NULL);
@@ -230,6 +236,80 @@ static json_t *local_admin(void *ctx, const char *op, json_t *req)
                      "dispatching_here", cluster_meta_leader(n->cl));
 }
 
+/* /metrics: what only the node knows (its SIP server and compliance dispatcher). */
+static void node_metrics(void *ctx, struct pc_buf *b)
+{
+    struct node *n = ctx;
+    if (n->sip != NULL) {
+        struct sip_stats ss;
+        sip_server_stats(n->sip, &ss);
+        pc_buf_printf(b,
+                      "# HELP pchat_sip_connections SIP client connections open\n"
+                      "# TYPE pchat_sip_connections gauge\npchat_sip_connections %llu\n"
+                      "# HELP pchat_sip_connections_refused_total connections refused (limits)\n"
+                      "# TYPE pchat_sip_connections_refused_total counter\n"
+                      "pchat_sip_connections_refused_total %llu\n"
+                      "# HELP pchat_sip_requests_total SIP requests received\n"
+                      "# TYPE pchat_sip_requests_total counter\npchat_sip_requests_total %llu\n"
+                      "# HELP pchat_sip_503_total SIP 503 answers (back-pressure)\n"
+                      "# TYPE pchat_sip_503_total counter\npchat_sip_503_total %llu\n"
+                      "# HELP pchat_sip_bad_messages_total malformed SIP messages refused\n"
+                      "# TYPE pchat_sip_bad_messages_total counter\npchat_sip_bad_messages_total %llu\n"
+                      "# HELP pchat_sip_out_queued_bytes bytes queued to clients\n"
+                      "# TYPE pchat_sip_out_queued_bytes gauge\npchat_sip_out_queued_bytes %llu\n",
+                      (unsigned long long)ss.conns_open, (unsigned long long)ss.conns_refused,
+                      (unsigned long long)ss.requests_in, (unsigned long long)ss.replies_503,
+                      (unsigned long long)ss.bad_messages, (unsigned long long)ss.out_bytes_queued);
+    }
+    if (n->compliance != NULL) {
+        struct compl_adapter_status st[4];
+        size_t k = compl_dispatch_status(n->compliance, st, 4);
+        pc_buf_printf(b, "# HELP pchat_compliance_backlog events not yet taken by the adapter "
+                         "(as the dispatching leader counts them)\n"
+                         "# TYPE pchat_compliance_backlog gauge\n");
+        for (size_t i = 0; i < k && i < 4; i++)
+            pc_buf_printf(b, "pchat_compliance_backlog{adapter=\"%s\"} %llu\n", st[i].name,
+                          (unsigned long long)st[i].backlog);
+        pc_buf_printf(b, "# HELP pchat_compliance_failures_total failed deliveries to the adapter\n"
+                         "# TYPE pchat_compliance_failures_total counter\n");
+        for (size_t i = 0; i < k && i < 4; i++)
+            pc_buf_printf(b, "pchat_compliance_failures_total{adapter=\"%s\"} %llu\n", st[i].name,
+                          (unsigned long long)st[i].failures);
+        pc_buf_printf(b, "# HELP pchat_compliance_log_events events in this node's compliance log\n"
+                         "# TYPE pchat_compliance_log_events gauge\npchat_compliance_log_events %llu\n",
+                      (unsigned long long)compl_dispatch_log_size(n->compliance, 100000000));
+    }
+}
+
+static bool node_serving(void *ctx)
+{
+    struct node *n = ctx;
+    return !n->stopping && n->sip != NULL;
+}
+
+static int start_web(struct node *n)
+{
+    struct pchatd_conf *c = &n->conf;
+    if (c->web_port == 0 && c->web_tls_cert[0] == '\0')
+        return 0;
+    struct web_config wc = {.listen = c->web_listen, .port = c->web_port,
+                            .https_port = c->web_https_port, .tls_cert = c->web_tls_cert,
+                            .tls_key = c->web_tls_key, .data_dir = c->data_dir,
+                            .domain = c->domain, .auth_off = strcmp(c->auth_mode, "off") == 0,
+                            .token_minutes = (unsigned)c->web_token_minutes,
+                            .max_body = c->web_max_body, .max_conns = (unsigned)c->web_max_connections,
+                            .timeout_s = (unsigned)c->web_timeout,
+                            .metrics_public = c->web_metrics_public,
+                            .max_file_bytes = c->web_max_file_bytes};
+    struct web_hooks hooks = {.ctx = n, .admin_local = local_admin, .metrics = node_metrics,
+                              .serving = node_serving};
+    char err[512];
+    int rc = web_service_start(&n->loop, &wc, n->svc, n->cl, &hooks, &n->web, err, sizeof err);
+    if (rc != 0)
+        pc_error("pchatd: %s", err);
+    return rc;
+}
+
 /* ---- start-up ---------------------------------------------------------------------------- */
 
 static int start(struct node *n)
@@ -323,6 +403,9 @@ static int start(struct node *n)
         return rc;
     admin_sock_set_local(n->admin, local_admin, n);
     start_compliance(n);
+    rc = start_web(n);
+    if (rc != 0)
+        return rc;
     if (strcmp(c->auth_mode, "off") == 0)
         pc_warn("pchatd: AUTHENTICATION IS OFF: anyone who can reach port %d may sign in as any "
                 "user of %s. Set [auth] mode = digest for real use.", c->sip_tcp_port, c->domain);

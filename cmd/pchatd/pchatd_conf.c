@@ -114,6 +114,27 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"compliance", "batch", PC_CONF_INT, F(compliance_batch), "1000", 1, 1000000,
      "events per delivery at most (a full batch is followed by the next one at once)"},
 
+    {"web", "listen", PC_CONF_STR, F(web_listen), "127.0.0.1", 0, 0,
+     "IPv4 address of the web services (room page, files, admin API, /metrics)"},
+    {"web", "port", PC_CONF_INT, F(web_port), "8080", 0, 65535, "HTTP port (0 = none)"},
+    {"web", "https_port", PC_CONF_INT, F(web_https_port), "8443", 0, 65535,
+     "HTTPS port (0 = none; HTTPS also needs tls_cert and tls_key)"},
+    {"web", "tls_cert", PC_CONF_STR, F(web_tls_cert), "", 0, 0,
+     "PEM certificate chain for HTTPS (empty = no HTTPS)"},
+    {"web", "tls_key", PC_CONF_STR, F(web_tls_key), "", 0, 0, "PEM private key of tls_cert"},
+    {"web", "max_body", PC_CONF_SIZE, F(web_max_body), "1M", 1024, 64 << 20,
+     "largest JSON request body (413 beyond); file uploads have max_file_size"},
+    {"web", "max_file_size", PC_CONF_SIZE, F(web_max_file_bytes), "20000k", 1024, 1LL << 32,
+     "largest file a user may upload to a room (Lync's MaxFileSizeKB: 20,000 KB)"},
+    {"web", "token_minutes", PC_CONF_INT, F(web_token_minutes), "480", 1, 525600,
+     "how long a web sign-in lasts"},
+    {"web", "timeout", PC_CONF_INT, F(web_timeout), "30", 1, 3600,
+     "idle HTTP connections are closed after this many seconds"},
+    {"web", "max_connections", PC_CONF_INT, F(web_max_connections), "1000", 1, 100000,
+     "HTTP connections per node"},
+    {"web", "metrics_public", PC_CONF_BOOL, F(web_metrics_public), "yes", 0, 0,
+     "serve /metrics without credentials (no: administrators only)"},
+
     {"seed", "demo", PC_CONF_BOOL, F(seed_demo), "no", 0, 0,
      "on first start, create category General, open room Lobby, users alice, bob, carol"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
@@ -134,6 +155,15 @@ bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen)
     if (!compl_classes_parse(c->compliance_capture, &mask)) {
         snprintf(err, errlen, "[compliance] capture = '%s': expected none, lync, all or a list of "
                  "join, part, chat, backchat, fileupload, filedownload…", c->compliance_capture);
+        return false;
+    }
+    if ((c->web_tls_cert[0] != '\0') != (c->web_tls_key[0] != '\0')) {
+        snprintf(err, errlen, "[web] tls_cert and tls_key go together: set both for HTTPS, or "
+                 "neither");
+        return false;
+    }
+    if (c->web_tls_cert[0] != '\0' && c->web_https_port == 0) {
+        snprintf(err, errlen, "[web] tls_cert is set but https_port = 0: set a port for HTTPS");
         return false;
     }
     /* The domain and chat user go into SIP URIs and XML unescaped: keep them plain. */

@@ -65,6 +65,18 @@ struct pchatd_conf {
     char *compliance_exec;
     int compliance_interval_s;
     int compliance_batch;
+    /* [web] */
+    char *web_listen;
+    int web_port;
+    int web_https_port;
+    char *web_tls_cert;
+    char *web_tls_key;
+    size_t web_max_body;
+    size_t web_max_file_bytes;
+    int web_token_minutes;
+    int web_timeout;
+    int web_max_connections;
+    bool web_metrics_public;
     /* [seed] */
     bool seed_demo;
 };

@@ -1,0 +1,46 @@
+/* Who is asking: sign-in with the users' SIP credentials, signed tokens with an expiry, and
+ * the node's local administrator token (what pchatctl on the node's machine uses). */
+#ifndef WEB_AUTH_H
+#define WEB_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct meta;
+
+struct web_identity {
+    char user[300]; /* "sip:alice@example.test", or "local:pchatctl" */
+    bool admin;
+};
+
+struct web_auth {
+    uv_loop_t *loop;
+    unsigned char key[32];   /* signs tokens; kept in <data_dir>/web.key across restarts */
+    char domain[128];
+    bool auth_off;
+    unsigned token_minutes;
+    char local_token[512];   /* written to <data_dir>/admin.token (mode 0600) */
+};
+
+/* Loads or creates the signing key and writes the local admin token. False with a reason. */
+bool web_auth_init(struct web_auth *a, uv_loop_t *loop, const char *data_dir, const char *domain,
+                   bool auth_off, unsigned token_minutes, char *err, size_t errlen);
+
+/* A token for user valid for the configured lifetime; *expires gets its end (Unix s). */
+void web_auth_token(const struct web_auth *a, const char *user, int64_t *expires, char *out,
+                    size_t cap);
+
+/* The identity a token stands for, checked against the current metadata (a disabled or
+ * removed user's tokens stop working at once). 0, or 401 with why. */
+int web_auth_bearer(const struct web_auth *a, const struct meta *m, const char *token,
+                    struct web_identity *id, const char **why);
+
+/* Checks user and password (scrypt runs in libuv's thread pool, not on the loop). cb gets
+ * 0 and the identity, or 401 with why; get_meta gives the metadata when the check ends. */
+typedef void (*web_auth_cb)(void *arg, int status, const struct web_identity *id, const char *why);
+void web_auth_password(struct web_auth *a, const struct meta *m, const char *user,
+                       const char *password, const struct meta *(*get_meta)(void *ctx),
+                       void *meta_ctx, web_auth_cb cb, void *arg);
+
+#endif
