@@ -28,7 +28,7 @@ CC ?= cc
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
        -Wimplicit-fallthrough -Werror=implicit-function-declaration -Wno-missing-field-initializers
 HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
-PKGS = libuv libosip2 libxml-2.0 openssl inih jansson sqlite3 raft libmicrohttpd
+PKGS = libuv libosip2 libxml-2.0 openssl inih jansson sqlite3 raft libmicrohttpd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(HARDEN) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP

@@ -1,4 +1,6 @@
-/* pchatctl: administer a pchat pool (categories, rooms, users) through a node's admin socket. */
+/* pchatctl: administer a pchat pool. Categories, rooms, users, stats and compliance go to a
+ * node's admin API over HTTP(S) (docs/WEB.md); what is cluster-internal (pool status, node
+ * membership, shard moves, drills) goes to the node's local admin socket. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -6,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/pchatctl/admin_client.h"
+#include "cmd/pchatctl/admin_http.h"
 #include "cmd/pchatctl/drill.h"
 
 /* Usage: pchatctl [-S SOCKET] OBJECT VERB [NAME] [--field value]…
@@ -20,8 +24,15 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: pchatctl [-S SOCKET] [--json] OBJECT VERB [NAME] [--FIELD VALUE]…\n"
-            "  -S SOCKET   the node's admin socket (default run/n1/admin.sock, or $PCHAT_ADMIN)\n"
+            "usage: pchatctl [-U URL] [-T TOKENFILE | -u USER] [-S SOCKET] [--json] OBJECT VERB [NAME]\n"
+            "                [--FIELD VALUE]…\n"
+            "  -U URL      the node's web services (default http://127.0.0.1:8080, or $PCHAT_URL)\n"
+            "  -T FILE     an admin token file (default run/n1/data/admin.token, the node's own\n"
+            "              local administrator token, or $PCHAT_TOKEN_FILE)\n"
+            "  -u USER     sign in as an administrator instead (password from $PCHAT_PASSWORD or asked)\n"
+            "  --cacert F  CA certificate for an https:// URL (or $PCHAT_CA)\n"
+            "  -S SOCKET   the node's admin socket (default run/n1/admin.sock, or $PCHAT_ADMIN): for\n"
+            "              pool, node, shard and drill, and for everything when given without -U\n"
             "objects and verbs:\n"
             "  category new|set|get|list|remove NAME [--description D] [--allowed LIST]\n"
             "           [--denied LIST] [--creators LIST] [--file_upload yes|no]\n"
@@ -78,15 +89,80 @@ static int drill_main(const char *sock, int argc, char **argv)
     return drill_kill_owner(sock, sockets, room, user, stop_s);
 }
 
+/* Reads the first line of a token file into out. */
+static bool read_token(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return ok && out[0] != '\0';
+}
+
+/* Cluster-internal operations: only the node's admin socket takes them. */
+static bool cluster_internal(const char *op)
+{
+    return strncmp(op, "pool.", 5) == 0 || strncmp(op, "node.", 5) == 0 ||
+           strncmp(op, "shard.", 6) == 0;
+}
+
+/* Where a request goes: -S alone = the socket for everything; otherwise HTTP except for
+ * cluster-internal operations. */
+static json_t *call_node(const char *sock, bool sock_only, struct admin_http *web,
+                         const char *token_file, json_t *req)
+{
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (sock_only || cluster_internal(op))
+        return admin_call(sock, req);
+    static char token[1024];
+    static char password[256];
+    if (web->user == NULL && web->token == NULL) {
+        if (!read_token(token_file, token, sizeof token)) {
+            fprintf(stderr, "pchatctl: no admin token in %s: run pchatctl on the node's machine "
+                    "(the node writes <data_dir>/admin.token), pass -T FILE, or sign in with -u USER\n",
+                    token_file);
+            return NULL;
+        }
+        web->token = token;
+    }
+    if (web->user != NULL && web->password == NULL) {
+        const char *env = getenv("PCHAT_PASSWORD");
+        if (env == NULL) {
+            char *typed = getpass("password: ");
+            snprintf(password, sizeof password, "%s", typed != NULL ? typed : "");
+            env = password;
+        }
+        web->password = env;
+    }
+    return admin_http_call(web, req);
+}
+
 int main(int argc, char **argv)
 {
     const char *sock = getenv("PCHAT_ADMIN") ? getenv("PCHAT_ADMIN") : "run/n1/admin.sock";
+    const char *token_file = getenv("PCHAT_TOKEN_FILE") ? getenv("PCHAT_TOKEN_FILE")
+                                                        : "run/n1/data/admin.token";
+    struct admin_http web = {.url = getenv("PCHAT_URL") ? getenv("PCHAT_URL") : "http://127.0.0.1:8080",
+                             .cacert = getenv("PCHAT_CA")};
+    bool sock_given = getenv("PCHAT_ADMIN") != NULL, url_given = getenv("PCHAT_URL") != NULL;
     bool raw = false;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "-S") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "-S") == 0 && i + 1 < argc) {
             sock = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0)
+            sock_given = true;
+        } else if (strcmp(argv[i], "-U") == 0 && i + 1 < argc) {
+            web.url = argv[++i];
+            url_given = true;
+        } else if (strcmp(argv[i], "-T") == 0 && i + 1 < argc) {
+            token_file = argv[++i];
+        } else if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
+            web.user = argv[++i];
+        } else if (strcmp(argv[i], "--cacert") == 0 && i + 1 < argc) {
+            web.cacert = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0)
             raw = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
@@ -130,7 +206,7 @@ int main(int argc, char **argv)
         else
             json_object_set_new(req, field, json_string(value));
     }
-    json_t *ans = admin_call(sock, req);
+    json_t *ans = call_node(sock, sock_given && !url_given, &web, token_file, req);
     json_decref(req);
     if (ans == NULL)
         return 2; /* the reason is printed */

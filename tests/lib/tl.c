@@ -47,10 +47,10 @@ int tl_port_base(void)
     const char *env = getenv("PCHAT_TEST_PORT_BASE");
     if (env != NULL)
         return atoi(env);
-    /* Spread concurrent test processes over 10000-31999 in steps of 100: below Linux's
+    /* Spread concurrent test processes over 10000-31999 in steps of 150: below Linux's
      * ephemeral range (32768-60999), where the many client and peer connections of a test
      * take their local ports and could hold a port a node is about to listen on. */
-    return 10000 + (int)((unsigned)getpid() % 220) * 100;
+    return 10000 + (int)((unsigned)getpid() % 146) * 150;
 }
 
 static const char *build_dir(void)
@@ -65,6 +65,7 @@ void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
     snprintf(n->dir, sizeof n->dir, "/tmp/pchat-test-XXXXXX");
     assert_non_null(mkdtemp(n->dir));
     n->sip_port = sip_port;
+    n->web_port = sip_port + TL_WEB_PORT_OFFSET;
     snprintf(n->log_path, sizeof n->log_path, "%s/pchatd.log", n->dir);
     snprintf(n->admin_path, sizeof n->admin_path, "%s/admin.sock", n->dir);
     snprintf(n->conf_path, sizeof n->conf_path, "%s/pchatd.conf", n->dir);
@@ -72,8 +73,10 @@ void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
     assert_non_null(f);
     fprintf(f,
             "[node]\nname = t%d\ndata_dir = %s/data\nadmin_socket = %s\nlog_level = info\n"
-            "[sip]\ntcp_port = %d\n[seed]\ndemo = yes\n[cluster]\nlisten = 127.0.0.1:%d\n",
-            sip_port, n->dir, n->admin_path, sip_port, sip_port + TL_CLUSTER_PORT_OFFSET);
+            "[sip]\ntcp_port = %d\n[seed]\ndemo = yes\n[cluster]\nlisten = 127.0.0.1:%d\n"
+            "[web]\nport = %d\n",
+            sip_port, n->dir, n->admin_path, sip_port, sip_port + TL_CLUSTER_PORT_OFFSET,
+            n->web_port);
     if (extra_conf != NULL)
         fprintf(f, "%s\n", extra_conf);
     fclose(f);

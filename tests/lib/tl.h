@@ -16,6 +16,7 @@
 struct tl_node {
     pid_t pid;
     int sip_port;
+    int web_port;        /* HTTP: SIP port + TL_WEB_PORT_OFFSET */
     char dir[256];       /* temp dir: config, data, log */
     char log_path[300];
     char admin_path[300];
@@ -25,6 +26,8 @@ struct tl_node {
 
 /* A node's cluster port is its SIP port + this (SIP ports stay below base + 50). */
 #define TL_CLUSTER_PORT_OFFSET 50
+/* …and its HTTP port SIP port + this (a test process's ports span base .. base + 149). */
+#define TL_WEB_PORT_OFFSET 100
 
 /* A port base unique to this test process (tests may run side by side). */
 int tl_port_base(void);

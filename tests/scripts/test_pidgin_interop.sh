@@ -60,6 +60,8 @@ tcp_port = $dp
 tls_port = 0
 [cluster]
 listen = 127.0.0.1:$((7690 + PCHAT_PORT_OFFSET))
+[web]
+port = $((8095 + PCHAT_PORT_OFFSET))
 [auth]
 mode = digest
 [seed]

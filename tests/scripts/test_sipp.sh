@@ -25,6 +25,8 @@ tcp_port = $base
 tls_port = 0
 [cluster]
 listen = 127.0.0.1:$((base + 1))
+[web]
+port = $((base + 3))
 [seed]
 demo = yes
 CONF

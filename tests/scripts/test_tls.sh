@@ -26,6 +26,8 @@ tls_cert = $dir/cert.pem
 tls_key = $dir/key.pem
 [cluster]
 listen = 127.0.0.1:$cl
+[web]
+port = $((base + 3))
 [seed]
 demo = yes
 CONF
