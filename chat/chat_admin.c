@@ -33,6 +33,12 @@ json_t *error_answer(const char *fmt, ...)
     return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
 }
 
+json_t *with_reason(json_t *answer, const char *reason)
+{
+    json_object_set_new(answer, "reason", json_string(reason));
+    return answer;
+}
+
 /* ---- field helpers --------------------------------------------------------------------- */
 
 const char *str_field(json_t *req, const char *name)
@@ -107,15 +113,16 @@ static json_t *principals_json(const struct meta_principals *p)
     return a;
 }
 
-char *chat_user_uri(const char *s)
+char *chat_user_uri(const char *s, const char *domain)
 {
-    /* "alice@example.test" and "sip:Alice@example.test" name the same user. */
-    char *u = strncasecmp(s, "sip:", 4) == 0 ? pc_strdup(s) : NULL;
-    if (u == NULL) {
-        size_t n = strlen(s) + 5;
-        u = pc_malloc(n);
-        snprintf(u, n, "sip:%s", s);
-    }
+    /* "alice", "alice@example.test" and "sip:Alice@example.test" name the same user. */
+    const char *bare = strncasecmp(s, "sip:", 4) == 0 ? s + 4 : s;
+    size_t n = strlen(bare) + strlen(domain) + 6;
+    char *u = pc_malloc(n);
+    if (strchr(bare, '@') != NULL)
+        snprintf(u, n, "sip:%s", bare);
+    else
+        snprintf(u, n, "sip:%s@%s", bare, domain);
     pc_str_lower(u);
     return u;
 }
@@ -165,6 +172,8 @@ static void change_done(void *arg, const struct meta_result *res)
     json_t *answer;
     if (res->status != 0) {
         answer = error_answer("%s '%s' failed: %s", call->what, call->name, res->errmsg);
+        if (res->status == PC_EBUSY || res->status == PC_EUNAVAIL || res->status == PC_ENOTLEADER)
+            with_reason(answer, "unavailable");
     } else {
         answer = json_pack("{s:b}", "ok", 1);
         const struct meta *m = cluster_meta(call->svc->cl);
@@ -196,8 +205,9 @@ static void submit(struct chat_service *svc, const char *what, const char *name,
     pc_strlcpy(op->node, svc->cfg.node_label, sizeof op->node);
     int rc = cluster_meta_submit(svc->cl, op, change_done, call);
     if (rc != 0) {
-        call->cb(call->arg, error_answer("%s: the pool cannot accept changes right now (%s); retry",
-                                         what, pc_strerror(rc)));
+        json_t *busy = error_answer("%s: the pool cannot accept changes right now (%s); retry",
+                                    what, pc_strerror(rc));
+        call->cb(call->arg, with_reason(busy, "unavailable"));
         pc_free(call);
     }
     meta_op_clear(op);
@@ -259,7 +269,7 @@ static void category_op(struct chat_service *svc, const char *op_name, json_t *r
     const struct meta_category *cur = meta_category_by_name(m, name);
     bool create = strcmp(op_name, "category.new") == 0;
     if (!create && cur == NULL) {
-        cb(arg, error_answer("no category named '%s' (category.list shows them)", name));
+        cb(arg, with_reason(error_answer("no category named '%s' (category.list shows them)", name), "not_found"));
         return;
     }
     if (strcmp(op_name, "category.get") == 0) {
@@ -357,7 +367,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
         const char *cat = str_field(req, "category");
         const struct meta_category *c = cat ? meta_category_by_name(m, cat) : NULL;
         if (cat != NULL && c == NULL) {
-            cb(arg, error_answer("no category named '%s'", cat));
+            cb(arg, with_reason(error_answer("no category named '%s'", cat), "not_found"));
             return;
         }
         json_t *list = json_array();
@@ -380,7 +390,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
         return;
     }
     if (!create && cur == NULL) {
-        cb(arg, error_answer("no room named '%s' (room.list shows them)", name));
+        cb(arg, with_reason(error_answer("no room named '%s' (room.list shows them)", name), "not_found"));
         return;
     }
     if (strcmp(op_name, "room.get") == 0) {
@@ -400,7 +410,7 @@ static void room_op(struct chat_service *svc, const char *op_name, json_t *req, 
             cb(arg, error_answer("room.invite needs \"user\""));
             return;
         }
-        char *uri = chat_user_uri(who);
+        char *uri = chat_user_uri(who, svc->cfg.domain);
         op.kind = META_OP_INVITE;
         op.room_no = cur->no;
         pc_strlcpy(op.target_user, uri, sizeof op.target_user);
@@ -440,7 +450,7 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
                              svc->cfg.domain));
         return;
     }
-    char *uri = chat_user_uri(who);
+    char *uri = chat_user_uri(who, svc->cfg.domain);
     const struct meta_user *cur = meta_user(m, uri);
     bool create = strcmp(op_name, "user.add") == 0;
     bool passwd = strcmp(op_name, "user.passwd") == 0;
@@ -448,7 +458,7 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
     if (create && cur != NULL)
         answer = error_answer("user %s already exists (use user.set to change it)", uri);
     else if (!create && cur == NULL)
-        answer = error_answer("no user %s (user.list shows them)", uri);
+        answer = with_reason(error_answer("no user %s (user.list shows them)", uri), "not_found");
     else if (strcmp(op_name, "user.get") == 0)
         answer = json_pack("{s:b, s:o}", "ok", 1, "user", user_json(cur));
     if (answer != NULL) {

@@ -21,4 +21,8 @@ typedef void (*chat_admin_cb)(void *arg, json_t *answer);
 void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *request,
                        chat_admin_cb cb, void *arg);
 
+/* "alice", "alice@example.test" or "sip:Alice@example.test" as the stored form
+ * "sip:alice@…" (malloc'd); a bare name is of domain. */
+char *chat_user_uri(const char *s, const char *domain);
+
 #endif

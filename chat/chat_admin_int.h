@@ -13,12 +13,12 @@ struct meta_category;
 
 /* {"ok": false, "error": <formatted>} */
 json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sets answer's "reason" (not_found, denied, unavailable: what the web API turns into 404,
+ * 403, 503) and returns it. */
+json_t *with_reason(json_t *answer, const char *reason);
 /* The string field name of req, or NULL. */
 const char *str_field(json_t *req, const char *name);
 
-/* "alice@example.test" or "sip:Alice@example.test" as the stored form "sip:alice@…"
- * (malloc'd). */
-char *chat_user_uri(const char *s);
 /* A room by name, id or ma-chan URI, or NULL. */
 const struct meta_room *chat_admin_find_room(struct chat_service *svc, const char *ref);
 /* JSON views of records, as the admin answers carry them. */

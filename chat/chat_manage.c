@@ -49,8 +49,8 @@ static json_t *rooms_json(struct chat_service *svc, const char *user)
 static json_t *refusal(int rc, const char *why, const char *name)
 {
     if (rc == PC_ENOTFOUND)
-        return error_answer("no room named '%s'", name);
-    return error_answer("%s", why != NULL ? why : "not allowed");
+        return with_reason(error_answer("no room named '%s'", name), "not_found");
+    return with_reason(error_answer("%s", why != NULL ? why : "not allowed"), "denied");
 }
 
 static json_t *may_create_in(struct chat_service *svc, const char *user, const char *cat_name)
@@ -58,11 +58,11 @@ static json_t *may_create_in(struct chat_service *svc, const char *user, const c
     const struct meta *m = cluster_meta(svc->cl);
     const struct meta_category *c = meta_category_by_name(m, cat_name);
     if (c == NULL)
-        return error_answer("no category named '%s'", cat_name);
+        return with_reason(error_answer("no category named '%s'", cat_name), "not_found");
     if (!chat_acl_may_create(m, c, user))
-        return error_answer("you may not create rooms in category '%s': ask an administrator "
+        return with_reason(error_answer("you may not create rooms in category '%s': ask an administrator "
                             "to add you to its creators",
-                            cat_name);
+                            cat_name), "denied");
     return NULL;
 }
 

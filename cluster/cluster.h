@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "cluster/meta.h"
+#include "common/pc_buf.h"
 
 /* The room service (chat/) reaches rooms only through this interface: it never sees
  * whether a room's owner is this node or another, whether metadata is replicated or how.
@@ -36,6 +37,28 @@ enum room_req_kind {
     ROOM_REQ_JOIN,     /* a session enters: result = who is present + the last seq */
     ROOM_REQ_PART,     /* a session leaves */
     ROOM_REQ_HISTORY,  /* read up to `count` messages with seq < before (0 = newest) */
+    ROOM_REQ_FILE_CHUNK, /* store chunk `chunk` of file `file_no` (committed like a post) */
+    ROOM_REQ_FILE_READ,  /* record that user downloads a file (compliance FILEDOWNLOAD) */
+};
+
+/* Files posted to rooms (web/web_files.c). A file travels through its room's shard group as
+ * chunks of at most CLUSTER_FILE_CHUNK bytes (ROOM_REQ_FILE_CHUNK, each committed on a
+ * majority before it is acknowledged), then a POST carrying `file` commits the file's
+ * record and the room message announcing it together, with a FILEUPLOAD compliance event.
+ * Every replica stores the same bytes; a file exists for readers once its POST committed. */
+#define CLUSTER_FILE_CHUNK (256u * 1024)
+#define CLUSTER_FILE_NAME_MAX 255
+
+struct room_file {
+    uint64_t room_no;
+    uint64_t file_no;    /* chosen at random by the uploading node */
+    const char *name;    /* the uploader's file name (no '/') */
+    const char *uploader;
+    const char *sha256;  /* hex of the whole content */
+    uint64_t size;
+    uint32_t chunks;
+    int64_t ts_us;       /* of the announcing message */
+    uint64_t seq;        /* the announcing message's seq */
 };
 
 /* A request to a room's owner. Strings are copied by cluster_room_submit. */
@@ -52,6 +75,12 @@ struct room_req {
     bool record_read;    /* HISTORY: write a compliance "read" event */
     bool any_replica;    /* HISTORY: any replica answers from its own store, owner or not
                             (a replica back-filling history after a snapshot install) */
+    uint64_t file_no;    /* FILE_CHUNK */
+    uint32_t chunk;      /* FILE_CHUNK: 0, 1, … */
+    const void *data;    /* FILE_CHUNK: the bytes (copied by cluster_room_submit) */
+    size_t data_len;
+    const struct room_file *file; /* POST announcing a file (its chunks committed first);
+                                     FILE_READ: the file read (name for the record) */
 };
 
 struct room_res {
@@ -138,6 +167,19 @@ int cluster_meta_sync(struct cluster *cl, meta_cb cb, void *arg);
 /* Sends a request to the owner of req->room_no. cb fires exactly once. Returns PC_EBUSY at
  * once when the node's queue is full (the caller answers 503). */
 int cluster_room_submit(struct cluster *cl, const struct room_req *req, room_cb cb, void *arg);
+
+/* Files of a room in this node's store (every replica has them once committed),
+ * in file id order; strings valid during the callback. Returns how many, or PC_EIO. */
+int cluster_files(struct cluster *cl, uint64_t room_no,
+                  void (*cb)(void *ctx, const struct room_file *f), void *ctx);
+/* One file's record (strings in arena). PC_ENOTFOUND when this node has none. */
+struct pc_arena;
+int cluster_file_get(struct cluster *cl, uint64_t room_no, uint64_t file_no,
+                     struct room_file *out, struct pc_arena *arena);
+/* Chunk `chunk` of a file into out. PC_ENOTFOUND when this node does not hold it (it
+ * installed a snapshot after the upload: another node serves it). */
+int cluster_file_chunk(struct cluster *cl, uint64_t room_no, uint64_t file_no, uint32_t chunk,
+                       struct pc_buf *out);
 
 /* How many users are in the room right now, as far as this node knows (for room lists). */
 unsigned cluster_room_users(const struct cluster *cl, uint64_t room_no);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cluster/pool_int.h"
+#include "cluster/roomfile.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
@@ -575,4 +576,24 @@ size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, si
         n++;
     }
     return n;
+}
+
+/* ---- files (local reads: every replica stores what its shards committed) ---------------- */
+
+int cluster_files(struct cluster *cl, uint64_t room_no,
+                  void (*cb)(void *ctx, const struct room_file *f), void *ctx)
+{
+    return roomfile_list(cl->st, room_no, cb, ctx);
+}
+
+int cluster_file_get(struct cluster *cl, uint64_t room_no, uint64_t file_no,
+                     struct room_file *out, struct pc_arena *arena)
+{
+    return roomfile_get(cl->st, room_no, file_no, out, arena);
+}
+
+int cluster_file_chunk(struct cluster *cl, uint64_t room_no, uint64_t file_no, uint32_t chunk,
+                       struct pc_buf *out)
+{
+    return roomfile_chunk(cl->st, room_no, file_no, chunk, out);
 }

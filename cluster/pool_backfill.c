@@ -39,7 +39,14 @@ static void backfill_done(void *arg, const struct room_res *res)
     if (cl->closing)
         return;
     if (res->status == PC_ENOTFOUND) {
-        backfill_remove(cl, bf); /* the room is gone */
+        /* This node's metadata does not know the room. Gone if it was created here once;
+         * otherwise not applied here yet (a joining node can install a shard snapshot before
+         * the metadata one): try again, or the hole stays until a restart. */
+        if (bf->room_no <= cluster_meta(cl)->next_room_no) {
+            backfill_remove(cl, bf);
+            return;
+        }
+        bf->retry_ms = pc_mono_ms() + BACKFILL_RETRY_MS;
         return;
     }
     if (res->status != 0 || res->n_msgs == 0) {
@@ -84,6 +91,15 @@ void backfill_tick(struct cluster *cl, uint64_t now)
             bf->retry_ms = now + BACKFILL_RETRY_MS;
         }
     }
+}
+
+bool backfill_hides(const struct cluster *cl, uint64_t room_no, uint64_t bound, uint32_t count,
+                    const struct room_msg *msgs, size_t n)
+{
+    for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
+        if (bf->room_no == room_no && bf->from < bound && (n < count || msgs[0].seq <= bf->to))
+            return true;
+    return false;
 }
 
 void backfill_close(struct cluster *cl)

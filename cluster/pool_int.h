@@ -28,6 +28,7 @@ enum {
     POOL_FWD_TIMEOUT_MS = 10000,  /* an owner that never answers: POST unknown, others unavailable */
     POOL_MAX_INFLIGHT = 4,        /* entries in flight per shard */
     POOL_MAX_OPS_PER_ENTRY = 2048,
+    POOL_MAX_ENTRY_FILE_BYTES = 1 << 20, /* file chunk bytes per raft entry */
     POOL_REPLAY_MAX = 10000,      /* messages replayed to a (re)subscribing node at most */
     POOL_QUIET_ENTER_MS = 3000,   /* a new owner re-adds announced sessions silently */
     POOL_META_WAIT_MS = 5000,     /* longest wait for the local replica to catch up */
@@ -46,7 +47,8 @@ struct pool_shard;
 struct pool_fwd {
     UT_hash_handle hh;
     uint64_t req_id;
-    struct room_req req; /* user and text owned */
+    struct room_req req; /* user, text, data and file owned (file points to `file`) */
+    struct room_file file;
     room_cb cb;
     void *arg;
     uint64_t dest;       /* node it was sent to; 0 = parked */
@@ -222,6 +224,11 @@ void members_tick(struct cluster *cl);
 
 /* pool_backfill.c */
 void backfill_tick(struct cluster *cl, uint64_t now);
+/* True when messages a history read of the room should return (the newest `count` below
+ * seq `bound`; it got msgs[0..n), oldest first) are still to be back-filled here: the store
+ * skips them without a trace. */
+bool backfill_hides(const struct cluster *cl, uint64_t room_no, uint64_t bound, uint32_t count,
+                    const struct room_msg *msgs, size_t n);
 void backfill_close(struct cluster *cl);
 
 /* pool_owner.c */

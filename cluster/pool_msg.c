@@ -135,7 +135,24 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req->count);
     pc_bin_put_uv(out, req->before);
     pc_bin_put_uv(out, req->upto);
-    pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0)));
+    bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->file != NULL;
+    pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0) |
+                                 (files ? 4 : 0)));
+    if (!files)
+        return;
+    pc_bin_put_uv(out, req->file_no);
+    pc_bin_put_uv(out, req->chunk);
+    pc_bin_put_bytes(out, req->data, req->data_len);
+    pc_bin_put_u8(out, req->file != NULL);
+    if (req->file != NULL) {
+        const struct room_file *f = req->file;
+        pc_bin_put_uv(out, f->file_no);
+        pc_bin_put_str(out, f->name);
+        pc_bin_put_str(out, f->uploader);
+        pc_bin_put_str(out, f->sha256);
+        pc_bin_put_uv(out, f->size);
+        pc_bin_put_uv(out, f->chunks);
+    }
 }
 
 int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
@@ -147,7 +164,7 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     get_version(&r);
     out->req_id = pc_bin_get_uv(&r);
     uint64_t kind = pc_bin_get_uv(&r);
-    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_HISTORY)
+    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_FILE_READ)
         fail(&r);
     struct room_req *q = &out->req;
     q->kind = (enum room_req_kind)kind;
@@ -159,10 +176,32 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     q->before = pc_bin_get_uv(&r);
     q->upto = pc_bin_get_uv(&r);
     uint8_t flags = pc_bin_get_u8(&r);
-    if (flags > 3)
+    if (flags > 7)
         fail(&r);
     q->record_read = (flags & 1) != 0;
     q->any_replica = (flags & 2) != 0;
+    if (flags & 4) {
+        q->file_no = pc_bin_get_uv(&r);
+        q->chunk = (uint32_t)get_bounded(&r, UINT32_MAX);
+        struct pc_str d = pc_bin_get_bytes(&r);
+        if (d.len > POOL_MSG_MAX_CHUNK)
+            fail(&r);
+        q->data = d.p; /* borrowed from p, as the strings are from the arena */
+        q->data_len = d.len;
+        if (pc_bin_get_u8(&r) != 0) {
+            struct room_file *f = &out->file;
+            f->file_no = pc_bin_get_uv(&r);
+            f->name = get_str(&r, arena, POOL_MSG_MAX_USER);
+            f->uploader = get_str(&r, arena, POOL_MSG_MAX_USER);
+            f->sha256 = get_str(&r, arena, 64);
+            f->size = pc_bin_get_uv(&r);
+            f->chunks = (uint32_t)get_bounded(&r, UINT32_MAX);
+            f->room_no = q->room_no;
+            q->file = f;
+        }
+    }
+    if (q->kind == ROOM_REQ_FILE_CHUNK && (q->data_len == 0 || q->file_no == 0))
+        fail(&r);
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);

@@ -38,6 +38,7 @@ enum {
     POOL_MSG_V1 = 1,
     POOL_MSG_MAX_TEXT = 64 * 1024, /* bytes of a message text */
     POOL_MSG_MAX_USER = 1024,      /* bytes of a user URI / author */
+    POOL_MSG_MAX_CHUNK = 256 * 1024, /* bytes of a file chunk (CLUSTER_FILE_CHUNK) */
     POOL_MSG_MAX_LIST = 10000,     /* entries of msgs[], present[], sessions[] */
 };
 
@@ -48,6 +49,7 @@ const char *pool_msg_type_name(uint8_t type);
 struct pool_room_req {
     uint64_t req_id;
     struct room_req req;
+    struct room_file file; /* req.file points here when the request carries one */
 };
 void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room_req *req);
 int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,

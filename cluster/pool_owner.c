@@ -50,7 +50,16 @@ static void op_free(struct pool_op *o)
     pc_free((char *)o->op.room_guid);
     pc_free((char *)o->op.room_name);
     pc_free((void *)o->op.event);
+    pc_free((void *)o->op.data);
+    pc_free((char *)o->op.file_name);
+    pc_free((char *)o->op.file_sha);
     pc_free(o);
+}
+
+/* Ops whose proposer waits for an answer (the others are compliance records). */
+static bool answered_op(const struct shard_op *op)
+{
+    return op->kind == SHARD_OP_POST || op->kind == SHARD_OP_FILE_CHUNK;
 }
 
 /* ---- rosters ------------------------------------------------------------------------------ */
@@ -247,6 +256,35 @@ static void do_post(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                               .author = pc_strdup(req->user), .text = pc_strdup(req->text),
                               .room_guid = pc_strdup(rm ? rm->guid : ""),
                               .room_name = pc_strdup(rm ? rm->name : "")};
+    if (req->file != NULL) {
+        o->op.has_file = true;
+        o->op.file_no = req->file->file_no;
+        o->op.file_name = pc_strdup(req->file->name);
+        o->op.file_sha = pc_strdup(req->file->sha256);
+        o->op.file_size = req->file->size;
+        o->op.file_chunks = req->file->chunks;
+    }
+    TAILQ_INSERT_TAIL(&sh->pending, o, link);
+    sh->n_pending++;
+}
+
+/* A chunk of a file being uploaded: committed like a post, answered once applied. */
+static void do_file_chunk(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
+                          const struct room_req *req)
+{
+    struct cluster *cl = sh->pl;
+    if (sh->n_pending >= cl->cfg.max_pending_posts) {
+        answer_status(cl, origin, req_id, PC_EBUSY);
+        return;
+    }
+    struct pool_op *o = pc_calloc(1, sizeof *o);
+    o->tag = new_tag(cl);
+    o->origin = origin;
+    o->req_id = req_id;
+    o->op = (struct shard_op){.kind = SHARD_OP_FILE_CHUNK, .tag = o->tag, .room_no = req->room_no,
+                              .author = pc_strdup(req->user), .file_no = req->file_no,
+                              .chunk = req->chunk, .data = pc_memdup(req->data, req->data_len),
+                              .data_len = req->data_len};
     TAILQ_INSERT_TAIL(&sh->pending, o, link);
     sh->n_pending++;
 }
@@ -304,6 +342,16 @@ static void do_history(struct cluster *cl, struct pool_shard *sh, uint64_t origi
     size_t n = 0;
     uint32_t count = req->count < cl->cfg.max_history ? req->count : cl->cfg.max_history;
     int rc = roomlog_read(cl->st, req->room_no, req->before, req->upto, count, &arena, &msgs, &n);
+    uint64_t bound = req->before != 0 ? req->before : UINT64_MAX; /* as roomlog_read */
+    if (req->upto != 0 && req->upto != UINT64_MAX && req->upto + 1 < bound)
+        bound = req->upto + 1;
+    if (rc == 0 && backfill_hides(cl, req->room_no, bound, count, msgs, n)) {
+        /* Never a history with a hole (shard_fsm.h): the asker tries again for a while (a
+         * snapshot's back-fill takes a moment), then gets "unavailable". */
+        pc_arena_free(&arena);
+        answer_status(cl, origin, req_id, PC_ENOTOWNER);
+        return;
+    }
     struct room_res res = {.status = rc, .msgs = msgs, .n_msgs = n};
     if (rc == 0 && req->record_read && sh != NULL) {
         char content[64];
@@ -339,6 +387,14 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
         break;
     case ROOM_REQ_HISTORY:
         do_history(cl, sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_FILE_CHUNK:
+        do_file_chunk(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_FILE_READ:
+        queue_event(sh, COMPL_FILEDOWNLOAD, req->user, req->room_no,
+                    req->file != NULL ? req->file->name : "");
+        answer_status(cl, origin, req_id, 0);
         break;
     }
 }
@@ -456,7 +512,7 @@ static void proposal_done(void *arg, int status, void *result)
         if (o == NULL)
             continue; /* answered by the apply hook */
         HASH_DEL(sh->proposed, o);
-        if (o->op.kind == SHARD_OP_POST) {
+        if (answered_op(&o->op)) {
             /* NOTLEADER: never appended, the asker may send it to the new owner. UNKNOWN:
              * appended; a later leader may still commit it. */
             int rc = status == PC_ENOTLEADER ? PC_ENOTOWNER
@@ -484,8 +540,15 @@ void owner_propose(struct pool_shard *sh)
         p->sh = sh;
         p->n = n;
         struct pool_op *o;
+        size_t bytes = 0;
         for (size_t i = 0; i < n; i++) {
             o = TAILQ_FIRST(&sh->pending);
+            /* File chunks are large: about a megabyte per entry, the rest in the next. */
+            if (i > 0 && bytes + o->op.data_len > POOL_MAX_ENTRY_FILE_BYTES) {
+                n = p->n = i;
+                break;
+            }
+            bytes += o->op.data_len;
             TAILQ_REMOVE(&sh->pending, o, link);
             sh->n_pending--;
             if (o->op.kind == SHARD_OP_POST) {
@@ -530,6 +593,8 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
             HASH_FIND(hh, sh->proposed, &op->tag, sizeof op->tag, o);
         if (o != NULL)
             HASH_DEL(sh->proposed, o);
+        if (op->kind == SHARD_OP_FILE_CHUNK && o != NULL)
+            answer_status(cl, o->origin, o->req_id, 0);
         if (op->kind != SHARD_OP_POST) {
             if (o != NULL)
                 op_free(o);
@@ -561,7 +626,7 @@ static void fail_pending(struct pool_shard *sh, int status)
     while ((o = TAILQ_FIRST(&sh->pending)) != NULL) {
         TAILQ_REMOVE(&sh->pending, o, link);
         sh->n_pending--;
-        if (o->op.kind == SHARD_OP_POST)
+        if (answered_op(&o->op))
             answer_status(cl, o->origin, o->req_id, status);
         op_free(o);
     }

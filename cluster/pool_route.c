@@ -17,6 +17,10 @@ static void fwd_free(struct pool_fwd *f)
 {
     pc_free((char *)f->req.user);
     pc_free((char *)f->req.text);
+    pc_free((void *)f->req.data);
+    pc_free((char *)f->file.name);
+    pc_free((char *)f->file.uploader);
+    pc_free((char *)f->file.sha256);
     pc_free(f);
 }
 
@@ -86,7 +90,8 @@ static void sub_remove_member(struct cluster *cl, uint64_t room_no, uint64_t ses
 
 int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, void *arg)
 {
-    if (req->kind == ROOM_REQ_POST && cl->n_fwd_posts >= cl->cfg.max_pending_posts)
+    if ((req->kind == ROOM_REQ_POST || req->kind == ROOM_REQ_FILE_CHUNK) &&
+        cl->n_fwd_posts >= cl->cfg.max_pending_posts)
         return PC_EBUSY;
     if (req->kind == ROOM_REQ_PART)
         sub_remove_member(cl, req->room_no, req->session);
@@ -94,6 +99,14 @@ int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, voi
     f->req = *req;
     f->req.user = pc_strdup(req->user != NULL ? req->user : "");
     f->req.text = pc_strdup(req->text != NULL ? req->text : "");
+    f->req.data = req->data_len > 0 ? pc_memdup(req->data, req->data_len) : NULL;
+    if (req->file != NULL) {
+        f->file = *req->file;
+        f->file.name = pc_strdup(req->file->name ? req->file->name : "");
+        f->file.uploader = pc_strdup(req->file->uploader ? req->file->uploader : "");
+        f->file.sha256 = pc_strdup(req->file->sha256 ? req->file->sha256 : "");
+        f->req.file = &f->file;
+    }
     f->cb = cb;
     f->arg = arg;
     f->req_id = cl->next_req_id++;

@@ -9,6 +9,7 @@
 
 #include "cluster/entry.h"
 #include "cluster/fsm_util.h"
+#include "cluster/roomfile.h"
 #include "cluster/roomlog.h"
 #include "common/pc_alloc.h"
 #include "common/pc_arena.h"
@@ -45,10 +46,18 @@ static void add_post(struct shard_fsm *f, uint64_t index, uint32_t n, const char
     if (r->last == 0)
         put_shard_room(f->batch, f->cfg.group, op->room_no);
     op->seq = roomlog_append(&f->log, f->batch, op->room_no, op->ts_us, op->author, op->text);
-    struct compl_event ev = {.type = COMPL_CHAT, .ts_us = op->ts_us, .node = node,
+    if (op->has_file) { /* the file exists for readers from this message on */
+        struct room_file file = {.room_no = op->room_no, .file_no = op->file_no,
+                                 .name = op->file_name, .uploader = op->author,
+                                 .sha256 = op->file_sha, .size = op->file_size,
+                                 .chunks = op->file_chunks, .ts_us = op->ts_us, .seq = op->seq};
+        roomfile_put(f->batch, &file);
+    }
+    struct compl_event ev = {.type = op->has_file ? COMPL_FILEUPLOAD : COMPL_CHAT,
+                             .ts_us = op->ts_us, .node = node,
                              .user = op->author, .room_no = op->room_no,
                              .room_guid = op->room_guid, .room_name = op->room_name,
-                             .seq = op->seq, .content = op->text};
+                             .seq = op->seq, .content = op->has_file ? op->file_name : op->text};
     compl_event_put(f->batch, f->cfg.compl_mask, f->cfg.group, index, n, &ev);
 }
 
@@ -77,6 +86,9 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
          * and unique, whatever the op. */
         if (ops[i].kind == SHARD_OP_POST) {
             add_post(f, index, (uint32_t)i, node, &ops[i]);
+        } else if (ops[i].kind == SHARD_OP_FILE_CHUNK) {
+            roomfile_put_chunk(f->batch, ops[i].room_no, ops[i].file_no, ops[i].chunk,
+                               ops[i].data, ops[i].data_len);
         } else {
             uint8_t k[STORE_COMPL_KEY_LEN];
             store_key_compl(k, f->cfg.group, index, (uint32_t)i);

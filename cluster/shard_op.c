@@ -7,11 +7,12 @@
 #include "common/pc_bin.h"
 #include "common/pc_err.h"
 
-enum { OPS_V1 = 1 };
+/* V2 added FILE_CHUNK and the file part of POST; V1 batches (posts without it) still decode. */
+enum { OPS_V1 = 1, OPS_V2 = 2 };
 
 void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out)
 {
-    pc_bin_put_u8(out, OPS_V1);
+    pc_bin_put_u8(out, OPS_V2);
     pc_bin_put_str(out, node);
     pc_bin_put_uv(out, n);
     for (size_t i = 0; i < n; i++) {
@@ -25,6 +26,20 @@ void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, st
             pc_bin_put_str(out, op->text);
             pc_bin_put_str(out, op->room_guid);
             pc_bin_put_str(out, op->room_name);
+            pc_bin_put_u8(out, op->has_file);
+            if (op->has_file) {
+                pc_bin_put_uv(out, op->file_no);
+                pc_bin_put_str(out, op->file_name);
+                pc_bin_put_str(out, op->file_sha);
+                pc_bin_put_uv(out, op->file_size);
+                pc_bin_put_uv(out, op->file_chunks);
+            }
+        } else if (op->kind == SHARD_OP_FILE_CHUNK) {
+            pc_bin_put_uv(out, op->room_no);
+            pc_bin_put_uv(out, op->file_no);
+            pc_bin_put_uv(out, op->chunk);
+            pc_bin_put_str(out, op->author);
+            pc_bin_put_bytes(out, op->data, op->data_len);
         } else {
             pc_bin_put_bytes(out, op->event, op->event_len);
         }
@@ -51,7 +66,8 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
     *ops = NULL;
     *n = 0;
     *node = "";
-    if (pc_bin_get_u8(&r) != OPS_V1)
+    uint8_t version = pc_bin_get_u8(&r);
+    if (version != OPS_V1 && version != OPS_V2)
         return PC_ECORRUPT;
     const char *nd = get_str(&r, arena, SHARD_MAX_URI);
     uint64_t count = pc_bin_get_uv(&r);
@@ -72,7 +88,32 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
             op->text = get_str(&r, arena, SHARD_MAX_TEXT);
             op->room_guid = get_str(&r, arena, SHARD_MAX_NAME);
             op->room_name = get_str(&r, arena, SHARD_MAX_NAME);
+            if (version >= OPS_V2 && (op->has_file = pc_bin_get_u8(&r) != 0)) {
+                op->file_no = pc_bin_get_uv(&r);
+                op->file_name = get_str(&r, arena, SHARD_MAX_NAME);
+                op->file_sha = get_str(&r, arena, 64);
+                op->file_size = pc_bin_get_uv(&r);
+                uint64_t chunks = pc_bin_get_uv(&r);
+                op->file_chunks = (uint32_t)chunks;
+                if (r.err == 0 && (op->file_no == 0 || op->file_name[0] == '\0' ||
+                                   chunks > UINT32_MAX ||
+                                   chunks != (op->file_size + SHARD_MAX_CHUNK - 1) / SHARD_MAX_CHUNK))
+                    r.err = PC_ECORRUPT;
+            }
             if (r.err == 0 && (op->room_no == 0 || op->author[0] == '\0'))
+                r.err = PC_ECORRUPT;
+        } else if (kind == SHARD_OP_FILE_CHUNK && version >= OPS_V2) {
+            op->kind = SHARD_OP_FILE_CHUNK;
+            op->room_no = pc_bin_get_uv(&r);
+            op->file_no = pc_bin_get_uv(&r);
+            uint64_t chunk = pc_bin_get_uv(&r);
+            op->chunk = (uint32_t)chunk;
+            op->author = get_str(&r, arena, SHARD_MAX_URI);
+            struct pc_str d = pc_bin_get_bytes(&r);
+            op->data = d.p;
+            op->data_len = d.len;
+            if (r.err == 0 && (op->room_no == 0 || op->file_no == 0 || chunk > UINT32_MAX ||
+                               d.len == 0 || d.len > SHARD_MAX_CHUNK))
                 r.err = PC_ECORRUPT;
         } else if (kind == SHARD_OP_EVENT) {
             op->kind = SHARD_OP_EVENT;

@@ -2,6 +2,7 @@
 #ifndef SHARD_OP_H
 #define SHARD_OP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,7 @@ struct pc_arena;
 enum shard_op_kind {
     SHARD_OP_POST = 1,  /* append a message to a room */
     SHARD_OP_EVENT = 2, /* store a compliance event (join, part, read) as proposed */
+    SHARD_OP_FILE_CHUNK = 3, /* store one chunk of a file being uploaded to a room */
 };
 
 /* Everything apply needs travels inside the op, chosen by the proposer (the shard leader):
@@ -31,6 +33,18 @@ struct shard_op {
     size_t event_len;
     struct compl_event ev; /* EVENT: decoded view (filled by decode) */
     uint64_t seq;          /* POST: the seq apply assigned (output) */
+    /* FILE_CHUNK: chunk `chunk` of file `file_no` (bytes borrowed like EVENT's); the
+     * uploader is `author`. POST with has_file: the message announces the file, and apply
+     * stores the file's record (name, sha256 hex, size, chunks) with it. */
+    uint64_t file_no;
+    uint32_t chunk;
+    const void *data;
+    size_t data_len;
+    bool has_file;
+    const char *file_name;
+    const char *file_sha;
+    uint64_t file_size;
+    uint32_t file_chunks;
 };
 
 /* Limits enforced by decode (a batch is untrusted bytes). */
@@ -38,6 +52,7 @@ struct shard_op {
 #define SHARD_MAX_TEXT (1u << 20)
 #define SHARD_MAX_URI 256
 #define SHARD_MAX_NAME 1024
+#define SHARD_MAX_CHUNK (256u * 1024) /* = CLUSTER_FILE_CHUNK */
 
 /* Serialises a batch proposed by node (its label goes into the compliance records). */
 void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out);

@@ -89,6 +89,23 @@ size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t
     return 21;
 }
 
+size_t store_key_file(uint8_t *k, uint64_t room_no, uint64_t file_no)
+{
+    k[0] = STORE_TAG_FILE;
+    pc_be64_write(k + 1, room_no);
+    pc_be64_write(k + 9, file_no);
+    return 17;
+}
+
+size_t store_key_file_data(uint8_t *k, uint64_t room_no, uint64_t file_no, uint32_t chunk)
+{
+    k[0] = STORE_TAG_FILE_DATA;
+    pc_be64_write(k + 1, room_no);
+    pc_be64_write(k + 9, file_no);
+    pc_be32_write(k + 17, chunk);
+    return 21;
+}
+
 void store_key_compl(uint8_t *k, uint32_t group, uint64_t index, uint32_t n)
 {
     pc_be32_write(k, group);

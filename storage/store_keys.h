@@ -48,6 +48,12 @@ size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no);
 /* 21 bytes; the first 13 are the prefix of one room's records. */
 size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t from_seq);
 
+/* Files column family: 'm' be64(room no) be64(file no) = the file's record (17 bytes; the
+ * first 9 list a room's files); 'd' be64(room no) be64(file no) be32(chunk) = its bytes. */
+enum { STORE_TAG_FILE = 'm', STORE_TAG_FILE_DATA = 'd' };
+size_t store_key_file(uint8_t *k, uint64_t room_no, uint64_t file_no);
+size_t store_key_file_data(uint8_t *k, uint64_t room_no, uint64_t file_no, uint32_t chunk);
+
 /* Compliance column family: be32(raft group) be64(raft index) be32(n-th event of the
  * entry). 16 bytes: the same key, and so the same event id, on every replica. */
 #define STORE_COMPL_KEY_LEN 16

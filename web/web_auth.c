@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "chat/chat_admin.h"
 #include "chat/chat_passwd.h"
 #include "cluster/meta.h"
 #include "common/pc_alloc.h"
@@ -105,12 +106,9 @@ bool web_auth_init(struct web_auth *a, uv_loop_t *loop, const char *data_dir, co
 /* The stored form of a user name typed at sign-in: "alice", "alice@dom", "sip:Alice@dom". */
 static void normalise(const struct web_auth *a, const char *in, char *out, size_t cap)
 {
-    const char *s = strncasecmp(in, "sip:", 4) == 0 ? in + 4 : in;
-    if (strchr(s, '@') != NULL)
-        snprintf(out, cap, "sip:%s", s);
-    else
-        snprintf(out, cap, "sip:%s@%s", s, a->domain);
-    pc_str_lower(out);
+    char *uri = chat_user_uri(in, a->domain);
+    pc_strlcpy(out, uri, cap);
+    pc_free(uri);
 }
 
 /* 0 when user may use the web services now, else 401 with why. */

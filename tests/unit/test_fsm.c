@@ -16,6 +16,7 @@
 #include "cluster/entry.h"
 #include "cluster/meta_fsm.h"
 #include "cluster/roomlog.h"
+#include "cluster/roomfile.h"
 #include "cluster/shard_fsm.h"
 #include "cluster/shard_op.h"
 #include "common/pc_alloc.h"
@@ -913,6 +914,83 @@ static void shard_opsDecodeRejectsTruncationAndJunk(void **state)
     pc_buf_free(&b);
 }
 
+/* A file: its chunks, then the post that announces it and stores its record; what apply
+ * stores is what the web service serves (cluster/roomfile.h). */
+static void fileChunksAndAnnouncement_areStoredByApply(void **state)
+{
+    (void)state;
+    char dir[64], db[96];
+    snprintf(dir, sizeof dir, "/tmp/pchat-fsm-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(db, sizeof db, "%s/db", dir);
+    struct store *st = open_store(db);
+    struct shard_fsm_config c = {.st = st, .group = GROUP, .compl_mask = COMPL_CLASSES_ALL};
+    struct shard_fsm *f;
+    assert_int_equal(shard_fsm_create(&c, &f), 0);
+    static char big[SHARD_MAX_CHUNK];
+    memset(big, 'x', sizeof big);
+    struct shard_op chunks[2] = {
+        {.kind = SHARD_OP_FILE_CHUNK, .tag = 1, .room_no = 5, .author = ALICE, .file_no = 77,
+         .chunk = 0, .data = big, .data_len = sizeof big},
+        {.kind = SHARD_OP_FILE_CHUNK, .tag = 2, .room_no = 5, .author = ALICE, .file_no = 77,
+         .chunk = 1, .data = "tail", .data_len = 4},
+    };
+    struct raft_buffer e;
+    assert_int_equal(shard_fsm_entry("n1", chunks, 2, &e), 0);
+    assert_int_equal(shard_fsm_apply_entry(f, 1, e.base, e.len), 0);
+    raft_free(e.base);
+    struct shard_op ann = {.kind = SHARD_OP_POST, .tag = 3, .room_no = 5, .ts_us = 10,
+                           .author = ALICE, .text = "alice shared a.bin", .room_guid = "g",
+                           .room_name = "R", .has_file = true, .file_no = 77,
+                           .file_name = "a.bin", .file_sha = "ab12", .file_size = sizeof big + 4,
+                           .file_chunks = 2};
+    assert_int_equal(shard_fsm_entry("n1", &ann, 1, &e), 0);
+    assert_int_equal(shard_fsm_apply_entry(f, 2, e.base, e.len), 0);
+    raft_free(e.base);
+
+    struct pc_arena a = {0};
+    struct room_file rf;
+    assert_int_equal(roomfile_get(st, 5, 77, &rf, &a), 0);
+    assert_string_equal(rf.name, "a.bin");
+    assert_string_equal(rf.uploader, ALICE);
+    assert_true(rf.size == sizeof big + 4 && rf.chunks == 2 && rf.seq == 1 && rf.ts_us == 10);
+    assert_int_equal(roomfile_get(st, 5, 78, &rf, &a), PC_ENOTFOUND);
+    struct pc_buf chunk = {0};
+    assert_int_equal(roomfile_chunk(st, 5, 77, 1, &chunk), 0);
+    assert_int_equal(chunk.len, 4);
+    assert_memory_equal(chunk.data, "tail", 4);
+    assert_int_equal(roomfile_chunk(st, 5, 77, 0, &chunk), 0);
+    assert_int_equal(chunk.len, sizeof big);
+    assert_int_equal(roomfile_chunk(st, 5, 77, 2, &chunk), PC_ENOTFOUND);
+    /* The upload is a FILEUPLOAD compliance event naming the file, not a CHAT event. */
+    struct pc_buf events = {0};
+    dump_cf(st, STORE_CF_COMPL, NULL, &events);
+    assert_non_null(memmem(events.data, events.len, "a.bin", 5));
+
+    /* Decode refuses a chunk over the limit and a record whose chunk count does not fit its size. */
+    struct shard_op bad = chunks[1];
+    bad.data_len = SHARD_MAX_CHUNK + 1;
+    static char over[SHARD_MAX_CHUNK + 1];
+    bad.data = over;
+    struct pc_buf b = {0};
+    const char *node;
+    struct shard_op *got;
+    size_t n;
+    shard_ops_encode("n1", &bad, 1, &b);
+    assert_int_equal(shard_ops_decode(b.data, b.len, &a, &node, &got, &n), PC_ECORRUPT);
+    pc_buf_reset(&b);
+    ann.file_chunks = 3;
+    shard_ops_encode("n1", &ann, 1, &b);
+    assert_int_equal(shard_ops_decode(b.data, b.len, &a, &node, &got, &n), PC_ECORRUPT);
+    pc_buf_free(&b);
+    pc_buf_free(&events);
+    pc_buf_free(&chunk);
+    pc_arena_free(&a);
+    shard_fsm_destroy(f);
+    store_close(st);
+    rm_rf(dir);
+}
+
 static void corruptEntriesAreSkippedIdenticallyWithoutACrash(void **state)
 {
     (void)state;
@@ -1056,6 +1134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(entry_framingRejectsEveryDefect),
         cmocka_unit_test(shard_opsDecodeRejectsTruncationAndJunk),
+        cmocka_unit_test(fileChunksAndAnnouncement_areStoredByApply),
         cmocka_unit_test(meta_opsReplicateToEveryReplicaWithResults),
         cmocka_unit_test(meta_snapshotInstallOnLaggingReplicaAndRestartReplay),
         cmocka_unit_test(shard_postsGetOneOrderOnEveryReplica),

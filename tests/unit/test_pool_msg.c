@@ -194,6 +194,42 @@ static void roomReq_roundTrips(void **state)
     }
 }
 
+static void roomReq_carriesFileChunksAndRecords(void **state)
+{
+    (void)state;
+    struct room_file file = {.room_no = 9, .file_no = 42, .name = "r.pdf", .uploader = ALICE,
+                             .sha256 = "beef", .size = 5, .chunks = 1};
+    struct room_req chunk = {.kind = ROOM_REQ_FILE_CHUNK, .room_no = 9, .user = ALICE,
+                             .file_no = 42, .chunk = 3, .data = "hello", .data_len = 5};
+    struct room_req post = {.kind = ROOM_REQ_POST, .room_no = 9, .user = ALICE, .text = "t",
+                            .file = &file};
+    struct pc_buf b = {0};
+    struct pc_arena a = {0};
+    struct pool_room_req d;
+    pool_room_req_encode(&b, 1, &chunk);
+    assert_int_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    assert_int_equal(d.req.kind, ROOM_REQ_FILE_CHUNK);
+    assert_true(d.req.file_no == 42 && d.req.chunk == 3 && d.req.data_len == 5);
+    assert_memory_equal(d.req.data, "hello", 5);
+    assert_null(d.req.file);
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 2, &post);
+    assert_int_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    assert_non_null(d.req.file);
+    assert_true(d.req.file == &d.file && d.file.file_no == 42 && d.file.size == 5);
+    assert_string_equal(d.file.name, "r.pdf");
+    assert_string_equal(d.file.sha256, "beef");
+    for (size_t cut = 0; cut < b.len; cut++)
+        assert_int_not_equal(pool_room_req_decode(b.data, cut, &a, &d), 0);
+    /* A chunk without bytes is refused. */
+    chunk.data_len = 0;
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 3, &chunk);
+    assert_int_not_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    pc_arena_free(&a);
+    pc_buf_free(&b);
+}
+
 static void check_room_res(uint64_t req_id, const struct room_res *r)
 {
     struct pc_buf b = {0};
@@ -712,6 +748,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roomReq_roundTrips),
+        cmocka_unit_test(roomReq_carriesFileChunksAndRecords),
         cmocka_unit_test(roomRes_roundTrips),
         cmocka_unit_test(roomEvent_roundTrips),
         cmocka_unit_test(metaReq_roundTrips),
