@@ -25,7 +25,7 @@ struct http_server {
     uv_timer_t timer;
     struct http_config cfg;
     struct http_handlers h;
-    struct http_req *waiting; /* suspended requests, for stop */
+    struct http_req *waiting; /* suspended requests (answer or body pending), for stop */
     struct http_server_stats stats;
     bool stopping;
 };
@@ -102,15 +102,21 @@ static void unwait(struct http_req *r)
             r->next_waiting->prev_waiting = r->prev_waiting;
         r->prev_waiting = NULL;
         r->next_waiting = NULL;
-        r->srv->stats.waiting--;
     }
 }
 
+/* MHD refuses to stop with suspended connections: every one is listed. */
 static void suspend(struct http_req *r)
 {
     if (r->suspended)
         return;
     r->suspended = true;
+    struct http_server *s = r->srv;
+    r->next_waiting = s->waiting;
+    if (s->waiting != NULL)
+        s->waiting->prev_waiting = &r->next_waiting;
+    s->waiting = r;
+    r->prev_waiting = &s->waiting;
     MHD_suspend_connection(r->conn);
 }
 
@@ -119,6 +125,7 @@ static void resume(struct http_req *r)
     if (!r->suspended)
         return;
     r->suspended = false;
+    unwait(r);
     MHD_resume_connection(r->conn);
     uv_timer_start(&r->srv->timer, on_timer, 0, 0);
 }
@@ -171,25 +178,14 @@ static enum MHD_Result queue_answer(struct http_req *r)
     return ok;
 }
 
-static void wait_for_answer(struct http_req *r)
-{
-    struct http_server *s = r->srv;
-    r->next_waiting = s->waiting;
-    if (s->waiting != NULL)
-        s->waiting->prev_waiting = &r->next_waiting;
-    s->waiting = r;
-    r->prev_waiting = &s->waiting;
-    s->stats.waiting++;
-    suspend(r);
-}
 
 /* One piece of the body: buffered, or given to the sink (which may pause the body). */
 static void take_body(struct http_req *r, const char *data, size_t *size)
 {
     if (r->streaming) {
         size_t took = r->sink.data(r, r->sink.ctx, data, *size);
-        if (took > *size)
-            took = *size;
+        if (took > *size || r->resp != NULL)
+            took = *size; /* an answer ends the body's use: drop what is left */
         *size -= took;
         if (*size > 0) {
             r->sink_paused = true;
@@ -237,12 +233,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (r->handled)
         return MHD_YES;
     if (*upload_size > 0) {
-        take_body(r, upload_data, upload_size);
+        if (r->resp != NULL)
+            *upload_size = 0; /* answered already (a refused upload): the rest is dropped */
+        else
+            take_body(r, upload_data, upload_size);
         return MHD_YES;
     }
     if (!r->body_done) {
         r->body_done = true;
-        if (r->too_big)
+        bool answered = r->resp != NULL; /* while the body was still coming */
+        if (answered)
+            pc_debug("http: %s %s answered before its body ended", r->method, r->path);
+        else if (r->too_big)
             http_reply_error(r, 413, "the request body is larger than %zu bytes",
                              s->cfg.max_body);
         else if (r->streaming && r->sink.done != NULL)
@@ -250,7 +252,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else if (!r->streaming)
             s->h.request(s->h.ctx, r);
         if (r->resp == NULL && !r->handled) {
-            wait_for_answer(r);
+            suspend(r); /* until the answer comes */
             return MHD_YES;
         }
     }
@@ -289,12 +291,12 @@ int http_server_start(uv_loop_t *loop, const struct http_config *cfg,
     if (cfg->port == 0)
         flags |= MHD_USE_NO_LISTEN_SOCKET;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
                             MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->d == NULL) {
         snprintf(err, errlen, "cannot listen for HTTP on %s:%d (in use? set [web] port)",
                  cfg->host, cfg->port);
@@ -324,8 +326,9 @@ void http_server_stop(struct http_server *s)
     s->stopping = true;
     while (s->waiting != NULL) {
         struct http_req *r = s->waiting;
-        unwait(r);
-        http_reply_error(r, 503, "the node is shutting down; try another node of the pool");
+        if (r->resp == NULL && !r->handled)
+            http_reply_error(r, 503, "the node is shutting down; try another node of the pool");
+        resume(r); /* (answering resumed it already, unless it had an answer) */
     }
     for (int i = 0; i < 3; i++)
         MHD_run(s->d); /* queue the answers of the resumed requests */
@@ -349,6 +352,9 @@ int http_server_add_connection(struct http_server *s, int fd, const struct socka
 void http_server_stats(const struct http_server *s, struct http_server_stats *out)
 {
     *out = s->stats;
+    out->waiting = 0;
+    for (const struct http_req *r = s->waiting; r != NULL; r = r->next_waiting)
+        out->waiting += r->body_done;
 }
 
 /* ---- request accessors -------------------------------------------------------------------- */
@@ -424,10 +430,7 @@ static void answer(struct http_req *r, unsigned status, struct MHD_Response *res
     }
     r->resp = resp;
     r->status = status;
-    if (r->prev_waiting != NULL || r->suspended) {
-        unwait(r);
-        resume(r);
-    }
+    resume(r);
 }
 
 void http_reply(struct http_req *r, unsigned status, const char *content_type, const void *body,

@@ -1,0 +1,559 @@
+/* The web services over real sockets (docs/WEB.md): file upload, listing and download with
+ * the room service's rights and the category's file_upload switch, the size limit with and
+ * without Content-Length, sign-in, the answers to bad requests, /metrics and /healthz, the
+ * room message announcing a file (ma-filelink), and in a 3-node pool a file uploaded through
+ * one node downloaded byte for byte from the two others after the first one was killed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/pc_rand.h"
+#include "common/pc_time.h"
+#include "tests/lib/tl.h"
+
+/* ---- a small HTTP client (libcurl) ------------------------------------------------------- */
+
+struct bytes {
+    char *p;
+    size_t len, cap;
+};
+
+static void bytes_add(struct bytes *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ctx)
+{
+    bytes_add(ctx, p, size * n);
+    return size * n;
+}
+
+/* A body sent piece by piece (chunked: no Content-Length). */
+struct source {
+    const char *p;
+    size_t len, at;
+};
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ctx)
+{
+    struct source *s = ctx;
+    size_t max = size * n, left = s->len - s->at;
+    if (max > 7000)
+        max = 7000; /* many small pieces */
+    if (left < max)
+        max = left;
+    memcpy(buf, s->p + s->at, max);
+    s->at += max;
+    return max;
+}
+
+struct answer {
+    long status;
+    struct bytes body, headers;
+    json_t *json; /* the body as JSON, when it is */
+};
+
+static void answer_free(struct answer *a)
+{
+    free(a->body.p);
+    free(a->headers.p);
+    json_decref(a->json);
+    memset(a, 0, sizeof *a);
+}
+
+enum { PLAIN, CHUNKED };
+
+/* method path on 127.0.0.1:port; auth is a whole Authorization value ("Bearer …"), or
+ * "basic:user:password", or NULL. Returns the status (0 = transport failure). */
+static long http(struct answer *a, int port, const char *method, const char *path,
+                 const char *auth, const void *body, size_t len, int mode)
+{
+    memset(a, 0, sizeof *a);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[1024], hdr[1200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_write);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a->headers);
+    struct curl_slist *h = NULL;
+    if (auth != NULL && strncmp(auth, "basic:", 6) == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERPWD, auth + 6);
+    } else if (auth != NULL) {
+        snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
+        h = curl_slist_append(h, hdr);
+    }
+    struct source src = {.p = body, .len = len};
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (mode == CHUNKED) {
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_READDATA, &src);
+            h = curl_slist_append(h, "Transfer-Encoding: chunked");
+        } else {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        }
+        h = curl_slist_append(h, "Content-Type: application/octet-stream");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK || a->headers.len > 0)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "  (%s %s: %s, status %ld)\n", method, path, curl_easy_strerror(rc),
+                a->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (a->body.len > 0)
+        a->json = json_loadb(a->body.p, a->body.len, 0, NULL);
+    return a->status;
+}
+
+static long http_json(struct answer *a, int port, const char *method, const char *path,
+                      const char *auth, const char *json)
+{
+    return http(a, port, method, path, auth, json, json != NULL ? strlen(json) : 0, PLAIN);
+}
+
+static const char *jstr(json_t *j, const char *k1, const char *k2)
+{
+    json_t *v = json_object_get(j, k1);
+    if (k2 != NULL)
+        v = json_object_get(v, k2);
+    return json_string_value(v);
+}
+
+/* "Bearer <token>" of user on node port (asserting the sign-in works). */
+static void login(int port, const char *user, const char *password, char *out, size_t cap)
+{
+    char body[300];
+    snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, password);
+    struct answer a;
+    long st = http_json(&a, port, "POST", "/api/login", NULL, body);
+    if (st != 200)
+        fprintf(stderr, "login %s: %ld %s\n", user, st, a.body.p ? a.body.p : "");
+    assert_int_equal(st, 200);
+    const char *token = jstr(a.json, "token", NULL);
+    assert_non_null(token);
+    snprintf(out, cap, "Bearer %s", token);
+    answer_free(&a);
+}
+
+static void sha256_hex(const void *p, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned n = 0;
+    EVP_Digest(p, len, md, &n, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static char *random_bytes(size_t len)
+{
+    char *p = malloc(len + 1);
+    assert_non_null(p);
+    pc_random_bytes(p, len);
+    return p;
+}
+
+/* Uploads (Content-Length) and returns the status; the answer stays in a. */
+static long upload(struct answer *a, int port, const char *auth, const char *room,
+                   const char *name, const void *data, size_t len, int mode)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/rooms/%s/files?name=%s", room, name);
+    return http(a, port, "POST", path, auth, data, len, mode);
+}
+
+/* ---- one node, passwords required ----------------------------------------------------------- */
+
+static struct tl_node node;
+static char admin[700];
+
+static void admin_op(const char *json)
+{
+    struct answer a;
+    long st = http_json(&a, node.web_port, "POST", "/api/admin", admin, json);
+    if (st != 200)
+        fprintf(stderr, "admin %s: %ld %s\n", json, st, a.body.p ? a.body.p : "");
+    assert_int_equal(st, 200);
+    answer_free(&a);
+}
+
+static int setup_node(void **state)
+{
+    (void)state;
+    tl_node_init(&node, tl_port_base() + 45,
+                 "[auth]\nmode = digest\n[web]\nmax_file_size = 2M\n");
+    tl_node_start(&node);
+    char path[400];
+    snprintf(path, sizeof path, "%s/data/admin.token", node.dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char token[600] = "";
+    assert_non_null(fgets(token, sizeof token, f));
+    fclose(f);
+    token[strcspn(token, "\r\n")] = '\0';
+    snprintf(admin, sizeof admin, "Bearer %s", token);
+    admin_op("{\"op\":\"category.new\",\"name\":\"NoFiles\",\"allowed\":\"*@example.test\","
+             "\"creators\":\"*@example.test\",\"file_upload\":false}");
+    admin_op("{\"op\":\"room.new\",\"name\":\"Quiet\",\"category\":\"NoFiles\","
+             "\"privacy\":\"open\"}");
+    admin_op("{\"op\":\"room.new\",\"name\":\"Closed\",\"category\":\"General\","
+             "\"privacy\":\"closed\",\"members\":\"alice@example.test\"}");
+    admin_op("{\"op\":\"user.passwd\",\"user\":\"alice@example.test\",\"password\":\"alice-secret-1\"}");
+    admin_op("{\"op\":\"user.passwd\",\"user\":\"bob@example.test\",\"password\":\"bob-secret-1\"}");
+    return 0;
+}
+
+static int teardown_node(void **state)
+{
+    (void)state;
+    bool twice = tl_node_log_contains(&node, "answered twice");
+    if (twice)
+        tl_node_dump_log(&node);
+    tl_node_stop(&node);
+    tl_node_cleanup(&node);
+    assert_false(twice);
+    return 0;
+}
+
+/* The file's entry in a room's list (a new reference), or NULL. */
+static json_t *listed(int port, const char *auth, const char *room, const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/%s/files", room);
+    struct answer a;
+    assert_int_equal(http(&a, port, "GET", path, auth, NULL, 0, PLAIN), 200);
+    json_t *files = json_object_get(a.json, "files");
+    assert_true(json_is_array(files));
+    json_t *found = NULL, *f;
+    size_t i;
+    json_int_t last = 0;
+    json_array_foreach(files, i, f)
+    {
+        if (strcmp(jstr(f, "id", NULL), id) == 0)
+            found = json_incref(f);
+        json_int_t seq = json_integer_value(json_object_get(f, "seq"));
+        assert_true(seq > last); /* oldest first */
+        last = seq;
+    }
+    answer_free(&a);
+    return found;
+}
+
+static void files_uploadListDownload(void **state)
+{
+    (void)state;
+    int port = node.web_port;
+    char alice[700], bob[700];
+    login(port, "alice", "alice-secret-1", alice, sizeof alice);
+    login(port, "bob@example.test", "bob-secret-1", bob, sizeof bob);
+
+    /* 700 KB: two whole chunks and a partial one. */
+    size_t len = 700 * 1024;
+    char *data = random_bytes(len);
+    char sha[65];
+    sha256_hex(data, len, sha);
+    struct answer a;
+    assert_int_equal(upload(&a, port, alice, "Lobby", "report%20v1.pdf", data, len, PLAIN), 200);
+    const char *id0 = jstr(a.json, "file", "id");
+    assert_non_null(id0);
+    char id[17];
+    snprintf(id, sizeof id, "%s", id0);
+    assert_int_equal(strlen(id), 16);
+    assert_string_equal(jstr(a.json, "file", "sha256"), sha);
+    assert_string_equal(jstr(a.json, "file", "name"), "report v1.pdf");
+    assert_string_equal(jstr(a.json, "file", "uploader"), "sip:alice@example.test");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(a.json, "file"), "size")),
+                     len);
+    char url[300];
+    snprintf(url, sizeof url, "%s", jstr(a.json, "file", "url"));
+    answer_free(&a);
+
+    /* Bob lists and downloads it, by room name and by the url given (room id). */
+    json_t *entry = listed(port, bob, "Lobby", id);
+    assert_non_null(entry);
+    assert_string_equal(jstr(entry, "sha256", NULL), sha);
+    assert_string_equal(jstr(entry, "name", NULL), "report v1.pdf");
+    assert_int_equal(json_integer_value(json_object_get(entry, "size")), len);
+    assert_non_null(jstr(entry, "time", NULL));
+    json_decref(entry);
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", id);
+    assert_int_equal(http(&a, port, "GET", path, bob, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, len);
+    assert_memory_equal(a.body.p, data, len);
+    assert_non_null(strstr(a.headers.p, "filename=\"report v1.pdf\""));
+    assert_non_null(strstr(a.headers.p, "filename*=UTF-8''report%20v1.pdf"));
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", url, bob, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, len);
+    assert_memory_equal(a.body.p, data, len);
+    answer_free(&a);
+
+    /* The same with Basic credentials (checked off the loop: the body waits meanwhile) and
+     * a chunked body; an empty file. */
+    size_t len2 = 300 * 1024 + 17;
+    char *data2 = random_bytes(len2);
+    assert_int_equal(upload(&a, port, "basic:alice:alice-secret-1", "Lobby", "two.bin", data2,
+                            len2, CHUNKED),
+                     200);
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", path, "basic:bob:bob-secret-1", NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, len2);
+    assert_memory_equal(a.body.p, data2, len2);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, bob, "Lobby", "empty.txt", "", 0, PLAIN), 200);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(a.json, "file"), "size")),
+                     0);
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", path, alice, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, 0);
+    answer_free(&a);
+
+    entry = listed(port, alice, "Lobby", id);
+    assert_non_null(entry);
+    json_decref(entry);
+
+    /* No such file; not a file id. */
+    assert_int_equal(http(&a, port, "GET", "/api/rooms/Lobby/files/0123456789abcdef", bob, NULL,
+                          0, PLAIN),
+                     404);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms/Lobby/files/xyz", bob, NULL, 0, PLAIN),
+                     404);
+    answer_free(&a);
+
+    /* The room got the announcement, a ma-filelink, in its history. */
+    char why[200];
+    struct tl_client *c =
+        tl_client_try_password(node.sip_port, "bob@example.test", "bob-secret-1", why, sizeof why);
+    assert_non_null(c);
+    char lobby[256];
+    assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
+    pcc_event_free(tl_join(c, lobby));
+    struct pcc_event *h = tl_history(c, lobby, 20, 0);
+    bool announced = false;
+    char link[200];
+    snprintf(link, sizeof link, "/%s/report%%20v1.pdf", id);
+    for (size_t i = 0; i < h->msg.rooms[0].n_msgs; i++) {
+        const char *t = h->msg.rooms[0].msgs[i].text;
+        if (strstr(t, "ma-filelink://example.test/") != NULL && strstr(t, link) != NULL &&
+            strstr(t, "alice shared report v1.pdf") != NULL)
+            announced = true;
+    }
+    pcc_event_free(h);
+    tl_client_close(c);
+    assert_true(announced);
+
+    /* Counted. */
+    assert_int_equal(http(&a, port, "GET", "/metrics", NULL, NULL, 0, PLAIN), 200);
+    const char *m = strstr(a.body.p, "\npchat_file_uploads_total ");
+    assert_non_null(m);
+    assert_true(atoi(m + strlen("\npchat_file_uploads_total ")) >= 3);
+    m = strstr(a.body.p, "\npchat_file_downloads_total ");
+    assert_non_null(m);
+    assert_true(atoi(m + strlen("\npchat_file_downloads_total ")) >= 4);
+    answer_free(&a);
+    free(data);
+    free(data2);
+}
+
+static void files_rightsAndLimits(void **state)
+{
+    (void)state;
+    int port = node.web_port;
+    char alice[700], bob[700];
+    login(port, "alice", "alice-secret-1", alice, sizeof alice);
+    login(port, "bob", "bob-secret-1", bob, sizeof bob);
+    struct answer a;
+
+    /* Carol has no password: no sign-in. */
+    assert_int_equal(
+        http_json(&a, port, "POST", "/api/login", NULL,
+                  "{\"user\":\"carol\",\"password\":\"whatever-it-is\"}"),
+        401);
+    answer_free(&a);
+
+    /* A closed room: its member uploads, others may neither upload nor read. */
+    assert_int_equal(upload(&a, port, bob, "Closed", "x.txt", "hello", 5, PLAIN), 403);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Closed", "secret.txt", "members only", 12, PLAIN),
+                     200);
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/Closed/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", path, bob, NULL, 0, PLAIN), 403);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms/Closed/files", bob, NULL, 0, PLAIN), 403);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", path, alice, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, 12);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Nowhere", "x.txt", "hello", 5, PLAIN), 404);
+    answer_free(&a);
+
+    /* The category says no. */
+    assert_int_equal(upload(&a, port, alice, "Quiet", "x.txt", "hello", 5, PLAIN), 403);
+    assert_non_null(strstr(jstr(a.json, "error", NULL), "NoFiles"));
+    answer_free(&a);
+
+    /* File names. */
+    assert_int_equal(upload(&a, port, alice, "Lobby", "a%2Fb", "hello", 5, PLAIN), 400);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Lobby", "", "hello", 5, PLAIN), 400);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Lobby", "a%01b", "hello", 5, PLAIN), 400);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Lobby", "%FF%FE", "hello", 5, PLAIN), 400);
+    answer_free(&a);
+
+    /* Over [web] max_file_size = 2M: at once with a Content-Length, while reading without. */
+    size_t big = 3 * 1024 * 1024;
+    char *data = random_bytes(big);
+    assert_int_equal(upload(&a, port, alice, "Lobby", "big.bin", data, big, PLAIN), 413);
+    assert_non_null(strstr(jstr(a.json, "error", NULL), "2048 KB"));
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, alice, "Lobby", "big.bin", data, big, CHUNKED), 413);
+    answer_free(&a);
+    /* Wrong password, big body: 401, and the server is fine afterwards. */
+    assert_int_equal(upload(&a, port, "basic:alice:wrong-password", "Lobby", "big.bin", data,
+                            2 * 1024 * 1024, CHUNKED),
+                     401);
+    answer_free(&a);
+    free(data);
+
+    /* Requests the API does not take. */
+    assert_int_equal(http_json(&a, port, "POST", "/api/rooms", alice, "{not json"), 400);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/nothing", alice, NULL, 0, PLAIN), 404);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "DELETE", "/api/rooms/Lobby/files", alice, NULL, 0, PLAIN),
+                     405);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms", "Bearer not-a-token", NULL, 0, PLAIN),
+                     401);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms", "Token abc", NULL, 0, PLAIN), 401);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms", "Basic !!!", NULL, 0, PLAIN), 401);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms/Lobby/files", NULL, NULL, 0, PLAIN), 401);
+    answer_free(&a);
+    assert_int_equal(upload(&a, port, NULL, "Lobby", "x.txt", "hello", 5, PLAIN), 401);
+    answer_free(&a);
+
+    assert_int_equal(http(&a, port, "GET", "/healthz", NULL, NULL, 0, PLAIN), 200);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/me", alice, NULL, 0, PLAIN), 200);
+    answer_free(&a);
+}
+
+/* ---- a pool ------------------------------------------------------------------------------- */
+
+#define NODES 3
+static struct tl_node pool[NODES];
+
+static int setup_pool(void **state)
+{
+    (void)state;
+    tl_pool_init(pool, NODES, tl_port_base() + 46,
+                 "[cluster]\nshards = 4\nelection_timeout_ms = 1000\nheartbeat_ms = 100\n"
+                 "[auth]\nmode = off\n");
+    tl_pool_start(pool, NODES);
+    return 0;
+}
+
+static int teardown_pool(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NODES; i++) {
+        if (pool[i].pid > 0)
+            tl_node_stop(&pool[i]);
+        tl_node_cleanup(&pool[i]);
+    }
+    return 0;
+}
+
+static void pool_fileSurvivesTheUploadingNode(void **state)
+{
+    (void)state;
+    char token[700];
+    login(pool[0].web_port, "alice", "any-password", token, sizeof token);
+    size_t len = 600 * 1024 + 1;
+    char *data = random_bytes(len);
+    struct answer a;
+    long st = 0;
+    uint64_t deadline = pc_mono_ms() + 15000;
+    /* The pool may still be electing the room's owner: 503 means retry. */
+    while ((st = upload(&a, pool[0].web_port, token, "Lobby", "pool.bin", data, len, PLAIN)) ==
+               503 &&
+           pc_mono_ms() < deadline) {
+        answer_free(&a);
+        usleep(200000);
+    }
+    assert_int_equal(st, 200);
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+
+    tl_node_kill(&pool[0]);
+    pool[0].pid = 0;
+    for (int i = 1; i < NODES; i++) {
+        login(pool[i].web_port, "bob", "any-password", token, sizeof token);
+        deadline = pc_mono_ms() + 10000;
+        while ((st = http(&a, pool[i].web_port, "GET", path, token, NULL, 0, PLAIN)) != 200 &&
+               pc_mono_ms() < deadline) {
+            answer_free(&a);
+            usleep(200000);
+        }
+        if (st != 200)
+            tl_node_dump_log(&pool[i]);
+        assert_int_equal(st, 200);
+        assert_int_equal(a.body.len, len);
+        assert_memory_equal(a.body.p, data, len);
+        answer_free(&a);
+    }
+    free(data);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(files_uploadListDownload, setup_node, teardown_node),
+        cmocka_unit_test_setup_teardown(files_rightsAndLimits, setup_node, teardown_node),
+        cmocka_unit_test_setup_teardown(pool_fileSurvivesTheUploadingNode, setup_pool,
+                                        teardown_pool),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
