@@ -28,6 +28,9 @@ tls_key = $dir/key.pem
 listen = 127.0.0.1:$cl
 [web]
 port = $((base + 3))
+https_port = $((base + 4))
+tls_cert = $dir/cert.pem
+tls_key = $dir/key.pem
 [seed]
 demo = yes
 CONF
@@ -81,6 +84,29 @@ if grep -q "TLS handshake failed" "$dir/log" && kill -0 $pid 2>/dev/null; then
   ok "plain text on the TLS port is refused and logged; the node goes on"
 else
   bad "plain text on the TLS port: $(tail -2 "$dir/log")"
+fi
+# HTTPS (OpenSSL in front of the HTTP server): a verifying client, a JSON answer, a refused
+# sign-in, and a 1 MB body through the TLS bridge.
+https=https://127.0.0.1:$((base + 4))
+if out=$(curl -sS --cacert "$dir/cert.pem" "$https/healthz" 2>&1) && [[ "$out" == *'"ok":true'* ]]; then
+  ok "HTTPS with the node's certificate answers /healthz"
+else
+  bad "HTTPS /healthz: $out"
+fi
+head -c 1048000 /dev/zero | tr '\0' 'a' > "$dir/big.json.part"
+{ printf '{"user":"nobody@example.test","password":"'; cat "$dir/big.json.part"; printf '"}'; } > "$dir/big.json"
+code=$(curl -sS -o "$dir/https.out" -w '%{http_code}' --cacert "$dir/cert.pem" \
+  -H 'Content-Type: application/json' --data-binary @"$dir/big.json" "$https/api/login" 2>&1)
+if [ "$code" = 413 ] || [ "$code" = 400 ]; then
+  ok "a 1 MB body through HTTPS gets a JSON refusal ($code: $(cat "$dir/https.out"))"
+else
+  bad "1 MB body through HTTPS: $code $(cat "$dir/https.out" 2>/dev/null)"
+fi
+if out=$(curl -sS --cacert "$dir/cert.pem" -X POST "$https/api/admin" -d '{"op":"room.list"}' 2>&1) &&
+   [[ "$out" == *'sign in first'* ]]; then
+  ok "the admin API over HTTPS refuses a request without credentials"
+else
+  bad "HTTPS admin without credentials: $out"
 fi
 kill $pid; wait $pid 2>/dev/null; pid=
 
