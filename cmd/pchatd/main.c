@@ -209,11 +209,25 @@ static void start_compliance(struct node *n)
     n->compliance = compl_dispatch_start(&n->loop, n->cl, &dc, adapters, k);
 }
 
-/* compliance.status: the adapters as this node sees them, and its log size. */
+/* config.get: the node's chat settings; compliance.status: the adapters as this node sees
+ * them, and its log size. */
 static json_t *local_admin(void *ctx, const char *op, json_t *req)
 {
     (void)req;
     struct node *n = ctx;
+    if (strcmp(op, "config.get") == 0) {
+        /* Get-CsPersistentChatConfiguration: what this node serves with (set in its config
+         * file; every node of a pool should agree). */
+        const struct pchatd_conf *c = &n->conf;
+        return json_pack("{s:b, s:{s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:s}}", "ok", 1, "config",
+                         "default_chat_history", c->chat_default_history, "max_history",
+                         c->chat_max_history, "participant_update_limit",
+                         c->chat_participant_update_limit, "max_file_size_kb",
+                         (json_int_t)(c->web_max_file_bytes / 1024), "message_max_chars",
+                         c->chat_message_max_chars, "post_rate", c->chat_post_rate,
+                         "auth_mode", c->auth_mode, "compliance_capture",
+                         c->compliance_capture);
+    }
     if (strcmp(op, "compliance.status") != 0)
         return NULL;
     json_t *list = json_array();
