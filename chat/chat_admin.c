@@ -30,6 +30,7 @@ json_t *error_answer(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    pc_utf8_sanitize(buf); /* names from requests, and a cut may split a character */
     return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
 }
 

@@ -45,6 +45,9 @@ bool pc_parse_u64(const char *s, unsigned long long min, unsigned long long max,
 
 /* True if the bytes are well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool pc_utf8_valid(const char *s, size_t len);
+/* Replaces every byte that is not part of valid UTF-8 with '?' (text that must go into
+ * JSON or XML: a cut in the middle of a character, bytes a client sent). */
+void pc_utf8_sanitize(char *s);
 
 /* Number of Unicode code points in valid UTF-8. */
 size_t pc_utf8_count(const char *s, size_t len);

@@ -16,6 +16,7 @@
 #include "common/pc_buf.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "common/pc_str.h"
 #include "web/http.h"
 
 struct http_server {
@@ -110,6 +111,11 @@ static void suspend(struct http_req *r)
 {
     if (r->suspended)
         return;
+    if (r->srv->stopping) { /* MHD must not stop with suspended connections: answer now */
+        if (r->resp == NULL && !r->handled)
+            http_reply_error(r, 503, "the node is shutting down; try another node of the pool");
+        return;
+    }
     r->suspended = true;
     struct http_server *s = r->srv;
     r->next_waiting = s->waiting;
@@ -252,8 +258,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         else if (!r->streaming)
             s->h.request(s->h.ctx, r);
         if (r->resp == NULL && !r->handled) {
-            suspend(r); /* until the answer comes */
-            return MHD_YES;
+            suspend(r); /* until the answer comes (or answered at once when stopping) */
+            if (r->resp == NULL)
+                return MHD_YES;
         }
     }
     if (r->resp != NULL)
@@ -446,8 +453,14 @@ void http_reply(struct http_req *r, unsigned status, const char *content_type, c
 
 void http_reply_json(struct http_req *r, unsigned status, json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    if (text == NULL) { /* json_pack refused a string (not UTF-8): a bug, never a crash */
+        pc_error("http: %s %s: an answer could not be made into JSON", r->method, r->path);
+        static const char fallback[] = "{\"ok\":false,\"error\":\"internal error\"}\n";
+        http_reply(r, 500, "application/json", fallback, sizeof fallback - 1);
+        return;
+    }
     size_t n = strlen(text);
     struct pc_buf b = {0};
     pc_buf_append(&b, text, n);
@@ -464,6 +477,7 @@ void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    pc_utf8_sanitize(msg); /* paths and names from the client, possibly cut mid-character */
     if (status >= 500 || status == 413)
         pc_info("http: %s %s from %s: %u %s", r->method, r->path, r->peer, status, msg);
     http_reply_json(r, status, json_pack("{s:b, s:s}", "ok", 0, "error", msg));

@@ -34,8 +34,10 @@ struct tls_link {
     uv_pipe_t pipe; /* our end of the socketpair, plaintext */
     SSL *ssl;
     BIO *rbio, *wbio;
+    uv_shutdown_t shut;
     int open_handles;
     bool closing;
+    bool pipe_done; /* the HTTP server ended the connection: finish sending, then close */
 };
 
 struct wr {
@@ -76,11 +78,13 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void written(uv_write_t *req, int status)
 {
     struct wr *w = (struct wr *)req;
     struct tls_link *l = w->l;
+    uv_stream_t *to = req->handle;
     pc_free(w->buf.base);
     pc_free(w);
     if (status != 0) {
@@ -88,9 +92,13 @@ static void written(uv_write_t *req, int status)
         return;
     }
     /* A side that stopped reading because the other was full may go on. */
-    if (!l->closing && req->handle == (uv_stream_t *)&l->pipe &&
-        l->pipe.write_queue_size < HIGH_WATER)
+    if (l->closing)
+        return;
+    if (to == (uv_stream_t *)&l->pipe && l->pipe.write_queue_size < HIGH_WATER)
         uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, on_tcp_read);
+    if (to == (uv_stream_t *)&l->tcp && !l->pipe_done &&
+        l->tcp.write_queue_size < HIGH_WATER)
+        uv_read_start((uv_stream_t *)&l->pipe, alloc_cb, on_pipe_read);
 }
 
 static void send_to(struct tls_link *l, uv_stream_t *s, const char *p, size_t n)
@@ -113,8 +121,6 @@ static void flush_tls(struct tls_link *l)
     while ((n = BIO_read(l->wbio, buf, sizeof buf)) > 0)
         send_to(l, (uv_stream_t *)&l->tcp, buf, (size_t)n);
 }
-
-static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -152,14 +158,23 @@ static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(s); /* the HTTP server is behind: stop reading the client */
 }
 
+static void tcp_shut_down(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    link_close(req->data);
+}
+
 static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tls_link *l = s->data;
-    if (nread < 0) { /* the HTTP server closed the connection */
+    if (nread < 0) { /* the HTTP server closed the connection: send what is queued first */
         pc_free(buf->base);
+        l->pipe_done = true;
+        uv_read_stop(s);
         SSL_shutdown(l->ssl);
         flush_tls(l);
-        link_close(l);
+        if (uv_shutdown(&l->shut, (uv_stream_t *)&l->tcp, tcp_shut_down) != 0)
+            link_close(l);
         return;
     }
     if (nread > 0 && SSL_write(l->ssl, buf->base, (int)nread) <= 0) {
@@ -169,6 +184,8 @@ static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     pc_free(buf->base);
     flush_tls(l);
+    if (l->tcp.write_queue_size >= HIGH_WATER)
+        uv_read_stop(s); /* the client reads slowly: leave the answer in the HTTP server */
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -180,6 +197,7 @@ static void on_connection(uv_stream_t *server, int status)
     l->b = b;
     uv_tcp_init(b->loop, &l->tcp);
     l->tcp.data = l;
+    l->shut.data = l;
     l->open_handles = 1;
     if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0) {
         uv_close((uv_handle_t *)&l->tcp, handle_closed);
@@ -195,8 +213,7 @@ static void on_connection(uv_stream_t *server, int status)
     int plen = sizeof peer;
     uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&peer, &plen);
     if (http_server_add_connection(b->http, sv[1], (struct sockaddr *)&peer, (socklen_t)plen) != 0) {
-        close(sv[0]);
-        close(sv[1]); /* refused (connection limit): the HTTP server did not take it */
+        close(sv[0]); /* refused (connection limit); MHD closed sv[1] itself */
         uv_close((uv_handle_t *)&l->tcp, handle_closed);
         return;
     }

@@ -127,6 +127,9 @@ static void dispatch(struct web_service *w, struct http_req *r, struct web_req *
     case ROUTE_FILE:
         web_files_dispatch(w, r, q);
         break;
+    case ROUTE_METRICS:
+        web_metrics(w, r);
+        break;
     default:
         http_reply_error(r, 404, "no such endpoint");
         break;
@@ -136,11 +139,6 @@ static void dispatch(struct web_service *w, struct http_req *r, struct web_req *
 
 /* ---- authentication ------------------------------------------------------------------------ */
 
-static const struct meta *meta_of(void *ctx)
-{
-    struct web_service *w = ctx;
-    return cluster_meta(w->cl);
-}
 
 static void auth_done(struct web_service *w, struct http_req *r, struct web_req *q)
 {
@@ -149,8 +147,9 @@ static void auth_done(struct web_service *w, struct http_req *r, struct web_req 
         http_reply_error(r, 401, "%s", q->auth_why);
         return;
     }
-    if (q->route == ROUTE_ADMIN && !q->id.admin) {
-        http_reply_error(r, 403, "the admin API is for administrators (user set --admin yes)");
+    if ((q->route == ROUTE_ADMIN || q->route == ROUTE_METRICS) && !q->id.admin) {
+        http_reply_error(r, 403, "%s is for administrators (user set --admin yes)",
+                         q->route == ROUTE_ADMIN ? "the admin API" : "/metrics");
         return;
     }
     if (q->streaming) {
@@ -161,17 +160,19 @@ static void auth_done(struct web_service *w, struct http_req *r, struct web_req 
         dispatch(w, r, q);
 }
 
-static void password_checked(void *arg, int status, const struct web_identity *id, const char *why)
+/* The password check ended; the request (and so this service) may be gone meanwhile. */
+static void password_checked(void *arg, bool ok, const char *user)
 {
     struct http_ticket *t = arg;
     struct http_req *r = http_ticket_req(t);
     if (r != NULL) {
         struct web_req *q = http_data(r);
         q->auth_pending = false;
-        q->auth_status = status;
-        q->auth_why = why;
-        if (id != NULL)
-            q->id = *id;
+        q->auth_status = 401;
+        q->auth_why = "unknown user or wrong password";
+        if (ok)
+            q->auth_status = web_auth_identify(&q->w->auth, cluster_meta(q->w->cl), user, &q->id,
+                                               &q->auth_why);
         auth_done(q->w, r, q);
     }
     http_ticket_release(t);
@@ -207,7 +208,7 @@ static void authenticate(struct web_service *w, struct http_req *r, struct web_r
         plain[n] = '\0';
         *colon = '\0';
         q->auth_pending = true;
-        web_auth_password(&w->auth, cluster_meta(w->cl), (char *)plain, colon + 1, meta_of, w,
+        web_auth_password(&w->auth, cluster_meta(w->cl), (char *)plain, colon + 1,
                           password_checked, http_ticket_new(r));
         OPENSSL_cleanse(plain, sizeof plain);
         return;
@@ -217,22 +218,26 @@ static void authenticate(struct web_service *w, struct http_req *r, struct web_r
 }
 
 /* POST /api/login {"user": …, "password": …} → {"token": …, "expires": …} */
-static void login_checked(void *arg, int status, const struct web_identity *id, const char *why)
+static void login_checked(void *arg, bool ok, const char *user)
 {
     struct http_ticket *t = arg;
     struct http_req *r = http_ticket_req(t);
     if (r != NULL) {
         struct web_req *q = http_data(r);
+        struct web_identity id;
+        const char *why = "unknown user or wrong password";
+        int status = ok ? web_auth_identify(&q->w->auth, cluster_meta(q->w->cl), user, &id, &why)
+                        : 401;
         if (status != 0) {
             pc_notice("web: sign-in refused from %s: %s", http_peer(r), why);
             http_reply_error(r, status, "%s", why);
         } else {
             char token[512];
             int64_t expires;
-            web_auth_token(&q->w->auth, id->user, &expires, token, sizeof token);
-            pc_info("web: %s signed in from %s", id->user, http_peer(r));
+            web_auth_token(&q->w->auth, id.user, &expires, token, sizeof token);
+            pc_info("web: %s signed in from %s", id.user, http_peer(r));
             http_reply_json(r, 200, json_pack("{s:b, s:s, s:s, s:b, s:I}", "ok", 1, "token", token,
-                                              "user", id->user, "admin", id->admin, "expires",
+                                              "user", id.user, "admin", id.admin, "expires",
                                               (json_int_t)expires));
         }
     }
@@ -252,7 +257,7 @@ static void login(struct web_service *w, struct http_req *r)
         http_reply_error(r, 400, "sign-in needs \"user\" and \"password\"");
         return;
     }
-    web_auth_password(&w->auth, cluster_meta(w->cl), user, password, meta_of, w, login_checked,
+    web_auth_password(&w->auth, cluster_meta(w->cl), user, password, login_checked,
                       http_ticket_new(r));
     json_decref(j);
 }

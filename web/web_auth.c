@@ -112,8 +112,8 @@ static void normalise(const struct web_auth *a, const char *in, char *out, size_
 }
 
 /* 0 when user may use the web services now, else 401 with why. */
-static int identify(const struct web_auth *a, const struct meta *m, const char *user,
-                    struct web_identity *id, const char **why)
+int web_auth_identify(const struct web_auth *a, const struct meta *m, const char *user,
+                      struct web_identity *id, const char **why)
 {
     memset(id, 0, sizeof *id);
     if (strcmp(user, LOCAL_ADMIN) == 0) {
@@ -157,7 +157,7 @@ int web_auth_bearer(const struct web_auth *a, const struct meta *m, const char *
         return 401;
     }
     plain[n] = '\0';
-    char *nl = strchr((char *)plain, '\n');
+    char *nl = strrchr((char *)plain, '\n'); /* the last: names hold no newline, but be sure */
     if (nl == NULL) {
         *why = "malformed token: sign in again";
         return 401;
@@ -168,7 +168,7 @@ int web_auth_bearer(const struct web_auth *a, const struct meta *m, const char *
         *why = "the sign-in has expired: sign in again";
         return 401;
     }
-    return identify(a, m, (const char *)plain, id, why);
+    return web_auth_identify(a, m, (const char *)plain, id, why);
 }
 
 struct pw_check {
@@ -178,8 +178,6 @@ struct pw_check {
     char *stored;
     char *password;
     bool ok;
-    const struct meta *(*get_meta)(void *ctx);
-    void *meta_ctx;
     web_auth_cb cb;
     void *arg;
 };
@@ -199,12 +197,7 @@ static void pw_work(uv_work_t *w)
 static void pw_done(uv_work_t *w, int status)
 {
     struct pw_check *c = w->data;
-    struct web_identity id;
-    const char *why = "unknown user or wrong password";
-    int rc = 401;
-    if (status == 0 && c->ok)
-        rc = identify(c->a, c->get_meta(c->meta_ctx), c->user, &id, &why);
-    c->cb(c->arg, rc, rc == 0 ? &id : NULL, why);
+    c->cb(c->arg, status == 0 && c->ok, c->user);
     OPENSSL_cleanse(c->password, strlen(c->password));
     pc_free(c->password);
     pc_free(c->stored);
@@ -212,31 +205,29 @@ static void pw_done(uv_work_t *w, int status)
 }
 
 void web_auth_password(struct web_auth *a, const struct meta *m, const char *user,
-                       const char *password, const struct meta *(*get_meta)(void *ctx),
-                       void *meta_ctx, web_auth_cb cb, void *arg)
+                       const char *password, web_auth_cb cb, void *arg)
 {
     char uri[300];
     normalise(a, user, uri, sizeof uri);
-    const struct meta_user *u = meta_user(m, uri);
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) { /* no such user can exist */
+            cb(arg, false, uri);
+            return;
+        }
     if (a->auth_off) { /* as SIP with [auth] mode = off: the password is not checked */
-        struct web_identity id;
-        const char *why = NULL;
-        int rc = identify(a, m, uri, &id, &why);
-        cb(arg, rc, rc == 0 ? &id : NULL, why);
+        cb(arg, true, uri);
         return;
     }
+    const struct meta_user *u = meta_user(m, uri);
     struct pw_check *c = pc_calloc(1, sizeof *c);
     c->work.data = c;
-    c->a = a;
     pc_strlcpy(c->user, uri, sizeof c->user);
     c->stored = u != NULL && u->password_hash != NULL ? pc_strdup(u->password_hash) : NULL;
     c->password = pc_strdup(password);
-    c->get_meta = get_meta;
-    c->meta_ctx = meta_ctx;
     c->cb = cb;
     c->arg = arg;
     if (uv_queue_work(a->loop, &c->work, pw_work, pw_done) != 0) {
-        cb(arg, 503, NULL, "the node is overloaded: retry");
+        cb(arg, false, uri);
         pc_free(c->password);
         pc_free(c->stored);
         pc_free(c);

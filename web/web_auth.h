@@ -36,11 +36,15 @@ void web_auth_token(const struct web_auth *a, const char *user, int64_t *expires
 int web_auth_bearer(const struct web_auth *a, const struct meta *m, const char *token,
                     struct web_identity *id, const char **why);
 
-/* Checks user and password (scrypt runs in libuv's thread pool, not on the loop). cb gets
- * 0 and the identity, or 401 with why; get_meta gives the metadata when the check ends. */
-typedef void (*web_auth_cb)(void *arg, int status, const struct web_identity *id, const char *why);
+/* Checks a typed user name and password (scrypt runs in libuv's thread pool, not on the
+ * loop). cb gets whether they match (always true with [auth] mode = off) and the user's
+ * stored form; the caller then asks web_auth_identify, if it still cares. */
+typedef void (*web_auth_cb)(void *arg, bool ok, const char *user);
 void web_auth_password(struct web_auth *a, const struct meta *m, const char *user,
-                       const char *password, const struct meta *(*get_meta)(void *ctx),
-                       void *meta_ctx, web_auth_cb cb, void *arg);
+                       const char *password, web_auth_cb cb, void *arg);
+
+/* Whether user may use the web services now (exists, not disabled): 0, or 401 with why. */
+int web_auth_identify(const struct web_auth *a, const struct meta *m, const char *user,
+                      struct web_identity *id, const char **why);
 
 #endif

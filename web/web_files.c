@@ -250,8 +250,10 @@ static void post_done(void *arg, const struct room_res *res)
     char id[17];
     snprintf(id, sizeof id, "%016" PRIx64, up->file_no);
     if (res->status == 0) {
-        w->uploads++;
-        w->upload_bytes += up->total;
+        if (r != NULL) { /* else the web service may be gone (stopped meanwhile) */
+            w->uploads++;
+            w->upload_bytes += up->total;
+        }
         pc_info("web: %s uploaded '%s' (%" PRIu64 " bytes, file %s) to room %s, seq %" PRIu64,
                 up->user, up->name, up->total, id, up->room_guid, res->seq);
     }

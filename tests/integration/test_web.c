@@ -455,6 +455,19 @@ static void files_rightsAndLimits(void **state)
     answer_free(&a);
     assert_int_equal(http(&a, port, "GET", "/api/nothing", alice, NULL, 0, PLAIN), 404);
     answer_free(&a);
+    /* Bytes that are not UTF-8 end up in error texts (the path, names cut mid-character):
+     * a JSON answer all the same, never a crash. */
+    assert_int_equal(http(&a, port, "GET", "/%FF%FE", NULL, NULL, 0, PLAIN), 404);
+    answer_free(&a);
+    char utf8_body[2000];
+    size_t n = (size_t)snprintf(utf8_body, sizeof utf8_body, "{\"name\":\"x\",\"category\":\"");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(utf8_body + n, sizeof utf8_body - n, "\u20ac");
+    snprintf(utf8_body + n, sizeof utf8_body - n, "\"}");
+    assert_int_equal(http_json(&a, port, "POST", "/api/rooms", alice, utf8_body), 404);
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/healthz", NULL, NULL, 0, PLAIN), 200);
+    answer_free(&a);
     assert_int_equal(http(&a, port, "DELETE", "/api/rooms/Lobby/files", alice, NULL, 0, PLAIN),
                      405);
     answer_free(&a);
