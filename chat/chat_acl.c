@@ -20,8 +20,7 @@ static bool is_admin(const struct meta *m, const char *user)
     return u != NULL && u->admin && !u->disabled;
 }
 
-/* In scope of a category: allowed and not denied (Denied overrides Allowed, as in Lync). */
-static bool in_scope(const struct meta_category *cat, const char *user)
+bool chat_acl_in_scope(const struct meta_category *cat, const char *user)
 {
     return cat != NULL && meta_principals_match(&cat->allowed, user) &&
            !meta_principals_match(&cat->denied, user);
@@ -42,7 +41,7 @@ int chat_acl_check(const struct meta *m, const struct meta_room *room, const cha
     bool manager = chat_acl_is_manager(room, user);
     /* Explicitly listed users are in the room's scope even if the category's lists have
      * changed since; everyone else needs the category to admit them. */
-    bool scoped = member || in_scope(cat, user);
+    bool scoped = member || chat_acl_in_scope(cat, user);
     bool visible = admin || (scoped && (room->privacy != META_SECRET || member));
     if (!visible)
         return PC_ENOTFOUND;
@@ -77,5 +76,5 @@ int chat_acl_check(const struct meta *m, const struct meta_room *room, const cha
 bool chat_acl_may_create(const struct meta *m, const struct meta_category *cat, const char *user)
 {
     return is_admin(m, user) ||
-           (cat != NULL && in_scope(cat, user) && meta_principals_match(&cat->creators, user));
+           (cat != NULL && chat_acl_in_scope(cat, user) && meta_principals_match(&cat->creators, user));
 }

@@ -21,6 +21,10 @@ enum chat_action {
 int chat_acl_check(const struct meta *m, const struct meta_room *room, const char *user,
                    enum chat_action action, const char **why);
 
+/* Is user in the category's scope: allowed and not denied (Denied overrides Allowed, as in
+ * Lync)? */
+bool chat_acl_in_scope(const struct meta_category *cat, const char *user);
+
 /* May user create rooms in category (creator list, or admin)? */
 bool chat_acl_may_create(const struct meta *m, const struct meta_category *cat, const char *user);
 

@@ -16,8 +16,7 @@ static json_t *me_json(struct chat_service *svc, const char *user)
     struct meta_category *c, *tmp;
     HASH_ITER(hh_no, m->cats_by_no, c, tmp) {
         bool create = chat_acl_may_create(m, c, user);
-        if (!create && !(u != NULL && u->admin) &&
-            !(meta_principals_match(&c->allowed, user) && !meta_principals_match(&c->denied, user)))
+        if (!create && !(u != NULL && u->admin) && !chat_acl_in_scope(c, user))
             continue;
         json_array_append_new(cats, json_pack("{s:s, s:s, s:b, s:b}", "name", c->name,
                                               "description", c->description, "may_create", create,

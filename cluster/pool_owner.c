@@ -215,6 +215,20 @@ static void drop_group_rosters(struct cluster *cl, uint32_t group)
             owned_free(cl, o);
 }
 
+/* Queues op (its strings and bytes owned from now on) for the next proposal; origin and
+ * req_id name the request to answer (0: none). */
+static void queue_op(struct pool_shard *sh, uint64_t origin, uint64_t req_id, struct shard_op op)
+{
+    struct pool_op *o = pc_calloc(1, sizeof *o);
+    o->tag = new_tag(sh->pl);
+    o->origin = origin;
+    o->req_id = req_id;
+    o->op = op;
+    o->op.tag = o->tag;
+    TAILQ_INSERT_TAIL(&sh->pending, o, link);
+    sh->n_pending++;
+}
+
 /* ---- compliance events of room actions (join, part, read): shard ops like posts -------- */
 
 static void queue_event(struct pool_shard *sh, enum compl_type type, const char *user,
@@ -229,64 +243,53 @@ static void queue_event(struct pool_shard *sh, enum compl_type type, const char 
                              .room_name = rm ? rm->name : "", .content = content};
     struct pc_buf b = {0};
     compl_event_encode(&ev, &b);
-    struct pool_op *o = pc_calloc(1, sizeof *o);
-    o->tag = new_tag(cl);
-    o->op = (struct shard_op){.kind = SHARD_OP_EVENT, .tag = o->tag, .room_no = room_no,
-                              .event = b.data, .event_len = b.len};
-    TAILQ_INSERT_TAIL(&sh->pending, o, link);
-    sh->n_pending++;
+    queue_op(sh, 0, 0, (struct shard_op){.kind = SHARD_OP_EVENT, .room_no = room_no,
+                                         .event = b.data, .event_len = b.len});
 }
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
+/* Posts and file chunks wait for their commit: bounded like every queue (503 beyond). */
+static bool has_room(struct pool_shard *sh, uint64_t origin, uint64_t req_id)
+{
+    if (sh->n_pending < sh->pl->cfg.max_pending_posts)
+        return true;
+    answer_status(sh->pl, origin, req_id, PC_EBUSY);
+    return false;
+}
+
 static void do_post(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                     const struct room_req *req)
 {
-    struct cluster *cl = sh->pl;
-    if (sh->n_pending >= cl->cfg.max_pending_posts) {
-        answer_status(cl, origin, req_id, PC_EBUSY);
+    if (!has_room(sh, origin, req_id))
         return;
-    }
-    const struct meta_room *rm = meta_room_by_no(cluster_meta(cl), req->room_no);
-    struct pool_op *o = pc_calloc(1, sizeof *o);
-    o->tag = new_tag(cl);
-    o->origin = origin;
-    o->req_id = req_id;
-    o->op = (struct shard_op){.kind = SHARD_OP_POST, .tag = o->tag, .room_no = req->room_no,
-                              .author = pc_strdup(req->user), .text = pc_strdup(req->text),
-                              .room_guid = pc_strdup(rm ? rm->guid : ""),
-                              .room_name = pc_strdup(rm ? rm->name : "")};
+    const struct meta_room *rm = meta_room_by_no(cluster_meta(sh->pl), req->room_no);
+    struct shard_op op = {.kind = SHARD_OP_POST, .room_no = req->room_no,
+                          .author = pc_strdup(req->user), .text = pc_strdup(req->text),
+                          .room_guid = pc_strdup(rm ? rm->guid : ""),
+                          .room_name = pc_strdup(rm ? rm->name : "")};
     if (req->file != NULL) {
-        o->op.has_file = true;
-        o->op.file_no = req->file->file_no;
-        o->op.file_name = pc_strdup(req->file->name);
-        o->op.file_sha = pc_strdup(req->file->sha256);
-        o->op.file_size = req->file->size;
-        o->op.file_chunks = req->file->chunks;
+        op.has_file = true;
+        op.file_no = req->file->file_no;
+        op.file_name = pc_strdup(req->file->name);
+        op.file_sha = pc_strdup(req->file->sha256);
+        op.file_size = req->file->size;
+        op.file_chunks = req->file->chunks;
     }
-    TAILQ_INSERT_TAIL(&sh->pending, o, link);
-    sh->n_pending++;
+    queue_op(sh, origin, req_id, op);
 }
 
 /* A chunk of a file being uploaded: committed like a post, answered once applied. */
 static void do_file_chunk(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                           const struct room_req *req)
 {
-    struct cluster *cl = sh->pl;
-    if (sh->n_pending >= cl->cfg.max_pending_posts) {
-        answer_status(cl, origin, req_id, PC_EBUSY);
+    if (!has_room(sh, origin, req_id))
         return;
-    }
-    struct pool_op *o = pc_calloc(1, sizeof *o);
-    o->tag = new_tag(cl);
-    o->origin = origin;
-    o->req_id = req_id;
-    o->op = (struct shard_op){.kind = SHARD_OP_FILE_CHUNK, .tag = o->tag, .room_no = req->room_no,
-                              .author = pc_strdup(req->user), .file_no = req->file_no,
-                              .chunk = req->chunk, .data = pc_memdup(req->data, req->data_len),
-                              .data_len = req->data_len};
-    TAILQ_INSERT_TAIL(&sh->pending, o, link);
-    sh->n_pending++;
+    queue_op(sh, origin, req_id,
+             (struct shard_op){.kind = SHARD_OP_FILE_CHUNK, .room_no = req->room_no,
+                               .author = pc_strdup(req->user), .file_no = req->file_no,
+                               .chunk = req->chunk, .data = pc_memdup(req->data, req->data_len),
+                               .data_len = req->data_len});
 }
 
 static void do_join(struct pool_shard *sh, uint64_t origin, uint64_t req_id,

@@ -49,14 +49,6 @@ static void answered(void *arg, json_t *answer)
 
 /* ---- requests in flight ---------------------------------------------------------------------- */
 
-static void wreq_free(void *p)
-{
-    struct web_req *q = p;
-    if (q->ticket != NULL)
-        http_ticket_release(q->ticket);
-    pc_free(q);
-}
-
 static json_t *body_json(struct http_req *r, bool need)
 {
     size_t len;
@@ -331,7 +323,7 @@ static void on_headers(void *ctx, struct http_req *r)
     struct web_service *w = ctx;
     struct web_req *q = pc_calloc(1, sizeof *q);
     q->w = w;
-    http_set_data(r, q, wreq_free);
+    http_set_data(r, q, pc_free);
     q->route = route_of(http_path(r), q);
     if (q->route == ROUTE_NONE) {
         http_reply_error(r, 404, "no such endpoint: %s (see docs/WEB.md)", http_path(r));
@@ -376,21 +368,12 @@ static void on_request(void *ctx, struct http_req *r)
     case ROUTE_LOGIN:
         login(w, r);
         return;
-    case ROUTE_METRICS:
-        if (!q->needs_auth) {
-            web_metrics(w, r);
-            return;
-        }
-        break;
     default:
         break;
     }
-    if (q->auth_pending)
+    if (q->needs_auth && q->auth_pending)
         return; /* dispatched when the password check ends */
-    if (q->route == ROUTE_METRICS)
-        web_metrics(w, r);
-    else
-        dispatch(w, r, q);
+    dispatch(w, r, q);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */

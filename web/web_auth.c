@@ -173,7 +173,6 @@ int web_auth_bearer(const struct web_auth *a, const struct meta *m, const char *
 
 struct pw_check {
     uv_work_t work;
-    struct web_auth *a;
     char user[300];
     char *stored;
     char *password;

@@ -48,7 +48,6 @@ struct web_req {
     const char *auth_why;
     struct web_identity id;
     bool streaming; /* an upload: the body goes to web_files */
-    struct http_ticket *ticket;
 };
 
 /* web_page.c */
