@@ -560,6 +560,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         user_op(svc, op, req, actor, cb, arg);
     else if (strcmp(op, "stats") == 0)
         cb(arg, stats_json(svc));
+    else if (chat_admin_history(svc, op, req, actor, cb, arg))
+        ;
     else if (chat_admin_pool(svc, op, req, cb, arg))
         ;
     else

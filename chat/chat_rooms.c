@@ -355,9 +355,11 @@ static void history_done(void *arg, const struct room_res *res)
         struct xccos_room *x = &r.rooms[0];
         x->uri = chat_room_uri(s->svc, rm, &r.arena);
         x->msgs = pc_arena_alloc(&r.arena, (res->n_msgs + 1) * sizeof *x->msgs);
-        x->n_msgs = res->n_msgs;
+        x->n_msgs = 0;
         for (size_t i = 0; i < res->n_msgs; i++) {
-            struct xccos_chat *c = &x->msgs[i];
+            if (res->msgs[i].flags & ROOM_MSG_REMOVED)
+                continue; /* removed by an administrator: its place is kept, not shown */
+            struct xccos_chat *c = &x->msgs[x->n_msgs++];
             c->chan_uri = x->uri;
             c->author = pc_arena_strdup(&r.arena, res->msgs[i].author);
             c->text = pc_arena_strdup(&r.arena, res->msgs[i].text);
@@ -419,8 +421,8 @@ static void deliver_message(struct chat_service *svc, struct chat_room_subs *sub
                             const struct room_event *ev)
 {
     const struct meta_room *rm = meta_room_by_no(cluster_meta(svc->cl), ev->room_no);
-    if (rm == NULL)
-        return;
+    if (rm == NULL || (ev->msg->flags & ROOM_MSG_REMOVED))
+        return; /* a replay of a message an administrator removed since */
     /* One serialisation for every recipient on this node. */
     struct xccos_msg g;
     xccos_msg_init(&g, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
