@@ -174,6 +174,7 @@ struct cluster_config {
     uint32_t shard_count;        /* for a new pool */
     const char *domain;          /* for a new pool */
     unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
+    unsigned retention_interval_ms; /* how often shard leaders apply retention (0 = never) */
 };
 
 /* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */

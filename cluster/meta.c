@@ -141,6 +141,23 @@ void meta_room_copy(struct meta_room *dst, const struct meta_room *src)
     dst->creator = dup_or_empty(src->creator);
     dst->created_us = src->created_us;
     dst->shard = src->shard;
+    dst->keep_days = src->keep_days;
+    dst->keep_messages = src->keep_messages;
+}
+
+static uint32_t keep(uint32_t room, uint32_t category)
+{
+    if (room == META_KEEP_INHERIT)
+        return category;
+    return room == META_KEEP_FOREVER ? 0 : room;
+}
+
+void meta_room_retention(const struct meta *m, const struct meta_room *rm, uint32_t *days,
+                         uint32_t *messages)
+{
+    const struct meta_category *c = meta_category_by_no(m, rm->category_no);
+    *days = keep(rm->keep_days, c != NULL ? c->keep_days : 0);
+    *messages = keep(rm->keep_messages, c != NULL ? c->keep_messages : 0);
 }
 
 void meta_category_clear(struct meta_category *c)
@@ -166,6 +183,8 @@ void meta_category_copy(struct meta_category *dst, const struct meta_category *s
     dst->file_upload = src->file_upload;
     dst->chat_history = src->chat_history;
     dst->invitations = src->invitations;
+    dst->keep_days = src->keep_days;
+    dst->keep_messages = src->keep_messages;
 }
 
 void meta_user_clear(struct meta_user *u)

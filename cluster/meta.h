@@ -12,6 +12,7 @@
 
 struct store;
 struct store_batch;
+struct meta;
 
 /* This is the replicated metadata of DESIGN.md §2. Every node holds all of it in memory (it
  * is small) and in RocksDB's meta column family. It changes only through meta_apply, which
@@ -40,7 +41,15 @@ struct meta_category {
     bool file_upload;
     bool chat_history;              /* false: joiners get no backchat */
     bool invitations;
+    /* Retention of its rooms' messages (0 = keep forever): older than keep_days days, and
+     * beyond the newest keep_messages, are purged by the rooms' owners. */
+    uint32_t keep_days;
+    uint32_t keep_messages;
 };
+
+/* A room's own retention setting: the category's, none, or its own value. */
+#define META_KEEP_INHERIT 0
+#define META_KEEP_FOREVER UINT32_MAX
 
 struct meta_room {
     UT_hash_handle hh_no, hh_guid, hh_name;
@@ -60,7 +69,13 @@ struct meta_room {
     char *creator;
     int64_t created_us;
     uint32_t shard;                 /* the shard (raft group) that owns the room's messages */
+    uint32_t keep_days;             /* META_KEEP_INHERIT (the category's), META_KEEP_FOREVER */
+    uint32_t keep_messages;         /*   or the room's own limit */
 };
+
+/* The room's effective retention (0 = none), the room's value overriding its category's. */
+void meta_room_retention(const struct meta *m, const struct meta_room *rm, uint32_t *days,
+                         uint32_t *messages);
 
 struct meta_user {
     UT_hash_handle hh;

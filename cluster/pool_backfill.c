@@ -122,6 +122,14 @@ void backfill_purged(struct cluster *cl, uint64_t room_no, uint64_t floor)
     }
 }
 
+bool backfill_pending(const struct cluster *cl, uint64_t room_no)
+{
+    for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
+        if (bf->room_no == room_no)
+            return true;
+    return false;
+}
+
 void backfill_close(struct cluster *cl)
 {
     while (cl->backfills != NULL)

@@ -18,15 +18,6 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-/* A room whose messages are still being back-filled here has holes the owner cannot
- * choose from: the asker retries (a back-fill takes moments). */
-static bool backfilling(const struct cluster *cl, uint64_t room_no)
-{
-    for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
-        if (bf->room_no == room_no)
-            return true;
-    return false;
-}
 
 static const char *find(const char *hay, const char *needle, bool case_sensitive)
 {
@@ -83,7 +74,9 @@ void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const s
 {
     struct cluster *cl = sh->pl;
     const struct room_edit *e = req->edit;
-    if (backfilling(cl, req->room_no)) {
+    /* A room still being back-filled here has holes the owner cannot choose from: the
+     * asker retries (a back-fill takes moments). */
+    if (backfill_pending(cl, req->room_no)) {
         owner_answer(cl, origin, req_id, &(struct room_res){.status = PC_ENOTOWNER});
         return;
     }
@@ -171,7 +164,9 @@ uint64_t owner_purge_seq(struct cluster *cl, uint64_t room_no, uint64_t floor, u
 void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req)
 {
     struct cluster *cl = sh->pl;
-    if (backfilling(cl, req->room_no)) {
+    /* A room still being back-filled here has holes the owner cannot choose from: the
+     * asker retries (a back-fill takes moments). */
+    if (backfill_pending(cl, req->room_no)) {
         owner_answer(cl, origin, req_id, &(struct room_res){.status = PC_ENOTOWNER});
         return;
     }

@@ -185,6 +185,7 @@ struct cluster {
     size_t n_fwd_posts;
     struct pool_sub *subs;
     struct pool_backfill *backfills;
+    uint64_t retention_due_ms;
 
     /* owning side */
     struct pool_owned *owned;
@@ -234,6 +235,8 @@ bool backfill_hides(const struct cluster *cl, uint64_t room_no, uint64_t bound, 
 void backfill_close(struct cluster *cl);
 /* The room was purged up to floor here: nothing below it is to be fetched any more. */
 void backfill_purged(struct cluster *cl, uint64_t room_no, uint64_t floor);
+/* True while some of the room's messages are still to be fetched here. */
+bool backfill_pending(const struct cluster *cl, uint64_t room_no);
 
 /* pool_owner.c */
 void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_req *req);
@@ -242,6 +245,9 @@ void owner_answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const st
  * origin and req_id name the request to answer (0: none). */
 struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                             struct shard_op op);
+
+/* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
+void retention_tick(struct cluster *cl, uint64_t now);
 
 /* pool_edit.c: administrators' edits and purges, chosen at the owner */
 void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);

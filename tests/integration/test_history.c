@@ -248,11 +248,52 @@ static void nodeDownDuringChanges_catchesUpFromSnapshot(void **state)
     pool_down(&p);
 }
 
+/* Retention by count under continuous posting: the category keeps 30, the room overrides
+ * it with 10, and once posting stops every node shows exactly the newest 10, ids
+ * contiguous; the room set back to "inherit" keeps the category's 30 from then on. */
+static void retention_keepsNewest_whilePosting(void **state)
+{
+    (void)state;
+    struct pool p;
+    memset(&p, 0, sizeof p);
+    char conf[512];
+    snprintf(conf, sizeof conf, "%sretention_interval_ms = 200\n", pool_conf);
+    tl_pool_init(p.nodes, NODES, tl_port_base() + 10, conf);
+    tl_pool_start(p.nodes, NODES);
+    struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(a, "Lobby", p.lobby, sizeof p.lobby));
+    assert_non_null(tl_join(a, p.lobby));
+    char out[4096];
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "category set General --retention_messages 30"), 0);
+    assert_int_equal(tl_pchatctl(&p.nodes[1], out, sizeof out,
+                                 "room set Lobby --retention_messages 10"), 0);
+    assert_int_equal(tl_pchatctl(&p.nodes[1], out, sizeof out,
+                                 "room set Lobby --retention_messages many"), 1);
+    assert_non_null(strstr(out, "inherit"));
+    for (int i = 1; i <= 60; i++)
+        post(a, p.lobby, "m%d", i);
+    tl_spin(800); /* a few retention passes */
+    expect_everywhere(&p, "51:m51|52:m52|53:m53|54:m54|55:m55|56:m56|57:m57|58:m58|59:m59|60:m60|");
+    assert_int_equal(tl_pchatctl(&p.nodes[2], out, sizeof out,
+                                 "room set Lobby --retention_messages inherit"), 0);
+    for (int i = 61; i <= 100; i++)
+        post(a, p.lobby, "m%d", i);
+    tl_spin(800);
+    char *got = history(p.nodes[2].sip_port, p.lobby);
+    assert_int_equal(strncmp(got, "71:m71|72:m72|", 14), 0);
+    assert_non_null(strstr(got, "|100:m100|"));
+    free(got);
+    tl_client_close(a);
+    pool_down(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(removeReplaceAndClear_seenThroughEveryNode),
         cmocka_unit_test(nodeDownDuringChanges_catchesUpFromSnapshot),
+        cmocka_unit_test(retention_keepsNewest_whilePosting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
