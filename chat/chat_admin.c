@@ -608,6 +608,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         cb(arg, stats_json(svc));
     else if (chat_admin_history(svc, op, req, actor, cb, arg))
         ;
+    else if (chat_admin_settings(svc, op, req, actor, cb, arg))
+        ;
     else if (chat_admin_pool(svc, op, req, cb, arg))
         ;
     else

@@ -158,7 +158,8 @@ static bool read_edit(struct chat_service *svc, json_t *req, struct history_call
     }
     c->author = author != NULL ? chat_user_uri(author, svc->cfg.domain) : pc_strdup("");
     c->keywords = pc_strdup(keywords != NULL ? keywords : "");
-    c->text = pc_strdup(notice != NULL ? notice : DEFAULT_NOTICE);
+    const char *pool_notice = cluster_meta(svc->cl)->settings.removal_notice;
+    c->text = pc_strdup(notice != NULL ? notice : pool_notice[0] ? pool_notice : DEFAULT_NOTICE);
     c->edit.author = c->author;
     c->edit.keywords = c->keywords;
     return true;

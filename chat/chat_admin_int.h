@@ -35,4 +35,8 @@ bool chat_admin_pool(struct chat_service *svc, const char *op, json_t *req, chat
 bool chat_admin_history(struct chat_service *svc, const char *op, json_t *req, const char *actor,
                         chat_admin_cb cb, void *arg);
 
+/* config.set (chat_admin_settings.c); false when op is another. */
+bool chat_admin_settings(struct chat_service *svc, const char *op, json_t *req,
+                         const char *actor, chat_admin_cb cb, void *arg);
+
 #endif

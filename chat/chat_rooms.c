@@ -203,7 +203,7 @@ static void join_room_done(void *arg, const struct room_res *res)
         x->topic = pc_arena_strdup(a, rm->description);
         /* Above the participant limit nobody gets a roster (Lync behaves the same way);
          * the joiner is always listed, since SIPE does not add itself. */
-        bool full = res->n_present <= svc->cfg.participant_update_limit;
+        bool full = res->n_present <= chat_participant_update_limit(svc);
         bool self_listed = false;
         for (size_t i = 0; i < res->n_present && full; i++) {
             const char *id = uib_id(op, res->present[i].user);
@@ -391,7 +391,7 @@ void chat_cmd_bccontext(struct chat_cmd *cmd, const struct xccos_msg *m)
     }
     const struct meta_category *cat = meta_category_by_no(meta, rm->category_no);
     struct chat_joined *j = chat_joined_find(s, rm->no);
-    unsigned count = m->history_count != 0 ? m->history_count : svc->cfg.default_history;
+    unsigned count = m->history_count != 0 ? m->history_count : chat_default_history(svc);
     if (count > svc->cfg.max_history)
         count = svc->cfg.max_history;
     if (cat != NULL && !cat->chat_history)
@@ -455,7 +455,7 @@ static void deliver_message(struct chat_service *svc, struct chat_room_subs *sub
 static void deliver_presence(struct chat_service *svc, struct chat_room_subs *subs,
                              const struct room_event *ev)
 {
-    if (subs->n > svc->cfg.participant_update_limit)
+    if (subs->n > chat_participant_update_limit(svc))
         return;
     const struct meta_room *rm = meta_room_by_no(cluster_meta(svc->cl), ev->room_no);
     if (rm == NULL)

@@ -732,6 +732,24 @@ static void apply_nodes(struct meta *m, const struct meta_op *op, struct store_b
     store_batch_put(b, STORE_CF_META, k, store_key_global(k, "nodes"), m->nodes, strlen(m->nodes));
 }
 
+static void apply_settings(struct meta *m, const struct meta_op *op, struct store_batch *b,
+                           struct meta_result *res)
+{
+    const struct meta_settings *s = &op->settings;
+    if (s->default_history > 500 || s->participant_update_limit > 1000000 ||
+        s->max_file_kb > 4u * 1024 * 1024) {
+        fail(res, PC_EINVAL, "%s", "settings out of range: default_history 1-500, "
+             "participant_update_limit up to 1000000, max_file_kb up to 4194304");
+        return;
+    }
+    m->settings = *s;
+    struct pc_buf v = {0};
+    meta_settings_encode(s, &v);
+    uint8_t k[STORE_KEY_MAX];
+    store_batch_put(b, STORE_CF_META, k, store_key_global(k, "settings"), v.data, v.len);
+    pc_buf_free(&v);
+}
+
 /* Room changes are compliance events, written in the same batch as the change so that an
  * event exists exactly when its change does. */
 static void room_event(struct meta *m, uint64_t index, const struct meta_op *op,
@@ -798,6 +816,7 @@ void meta_apply(struct meta *m, uint64_t index, const struct meta_op *op,
     case META_OP_INVITE: apply_invite(m, op, batch, res); break;
     case META_OP_INIT: apply_init(m, op, batch, res); break;
     case META_OP_NODES: apply_nodes(m, op, batch, res); break;
+    case META_OP_SETTINGS: apply_settings(m, op, batch, res); break;
     case META_OP_COMPL_CURSOR: meta_apply_compl_cursor(m, op, batch, res); break;
     case META_OP_COMPL_FORGET: meta_apply_compl_forget(m, op, batch, res); break;
     default: fail(res, PC_EINVAL, "%s", "unknown metadata operation");
@@ -928,6 +947,14 @@ int meta_load(struct meta *m, struct store *st)
     pc_buf_reset(&v);
     if (store_get(st, STORE_CF_META, k, store_key_global(k, "nodes"), &v) == 0)
         pc_strlcpy(m->nodes, v.data, sizeof m->nodes);
+    pc_buf_reset(&v);
+    if (store_get(st, STORE_CF_META, k, store_key_global(k, "settings"), &v) == 0) {
+        struct pc_bin_reader r;
+        pc_bin_reader_init(&r, v.data, v.len);
+        if (meta_settings_decode(&r, &m->settings) != 0)
+            memset(&m->settings, 0, sizeof m->settings); /* the nodes' own files decide */
+    }
+    pc_buf_reset(&v);
     if (store_get(st, STORE_CF_STATE, k, store_key_applied(k, META_GROUP), &v) == 0 && v.len == 8)
         m->applied_index = pc_be64_read((const uint8_t *)v.data);
     pc_buf_free(&v);

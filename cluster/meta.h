@@ -109,6 +109,15 @@ struct meta_compl_adapter {
     size_t n_pos;
 };
 
+/* Pool-wide chat settings (Set-CsPersistentChatConfiguration). 0 / "" = each node's own
+ * configuration file decides. */
+struct meta_settings {
+    uint32_t default_history;          /* DefaultChatHistory: messages a joiner gets */
+    uint32_t participant_update_limit; /* ParticipantUpdateLimit: rosters stop above it */
+    uint32_t max_file_kb;              /* MaxFileSizeKB: largest file upload */
+    char removal_notice[512];          /* text replacing a message an administrator replaces */
+};
+
 /* The whole metadata state of a node. */
 struct meta {
     struct meta_category *cats_by_no, *cats_by_guid;
@@ -125,6 +134,7 @@ struct meta {
     struct meta_compl_adapter adapters[META_MAX_ADAPTERS]; /* registered compliance adapters */
     size_t n_adapters;
     unsigned compl_mask;            /* compliance event classes recorded by apply */
+    struct meta_settings settings;
 };
 
 /* ---- operations ----------------------------------------------------------------------- */
@@ -142,6 +152,7 @@ enum meta_op_kind {
     META_OP_NODES,            /* replace the pool's membership (nodes), if it still is prev */
     META_OP_COMPL_CURSOR,     /* adapter took events up to positions (registers it first) */
     META_OP_COMPL_FORGET,     /* drop an adapter: its cursors no longer hold events back */
+    META_OP_SETTINGS,         /* replace the pool-wide chat settings */
 };
 
 /* One metadata change, as proposed by a node and applied on every replica. The records are
@@ -164,6 +175,7 @@ struct meta_op {
     char adapter[64];               /* COMPL_CURSOR / COMPL_FORGET */
     struct meta_compl_pos *positions; /* COMPL_CURSOR, owned (meta_op_clear frees it) */
     size_t n_positions;
+    struct meta_settings settings;  /* SETTINGS */
 };
 
 /* Result of applying an operation. */

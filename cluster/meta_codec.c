@@ -171,6 +171,33 @@ int meta_user_decode(struct pc_bin_reader *r, struct meta_user *u)
     return r->err;
 }
 
+static void get_fixed(struct pc_bin_reader *r, char *dst, size_t cap)
+{
+    char *s = pc_bin_get_str(r, cap - 1);
+    memcpy(dst, s, strlen(s) + 1);
+    pc_free(s);
+}
+
+void meta_settings_encode(const struct meta_settings *s, struct pc_buf *b)
+{
+    pc_bin_put_u8(b, RECORD_V1);
+    pc_bin_put_uv(b, s->default_history);
+    pc_bin_put_uv(b, s->participant_update_limit);
+    pc_bin_put_uv(b, s->max_file_kb);
+    pc_bin_put_str(b, s->removal_notice);
+}
+
+int meta_settings_decode(struct pc_bin_reader *r, struct meta_settings *s)
+{
+    if (pc_bin_get_u8(r) != RECORD_V1 && r->err == 0)
+        r->err = PC_ECORRUPT;
+    s->default_history = get_u32(r);
+    s->participant_update_limit = get_u32(r);
+    s->max_file_kb = get_u32(r);
+    get_fixed(r, s->removal_notice, sizeof s->removal_notice);
+    return r->err;
+}
+
 void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
 {
     pc_bin_put_u8(out, RECORD_V1);
@@ -205,6 +232,9 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
         pc_bin_put_str(out, op->nodes);
         pc_bin_put_str(out, op->prev_nodes);
         break;
+    case META_OP_SETTINGS:
+        meta_settings_encode(&op->settings, out);
+        break;
     case META_OP_COMPL_CURSOR:
     case META_OP_COMPL_FORGET:
         pc_bin_put_str(out, op->adapter);
@@ -218,12 +248,6 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
     }
 }
 
-static void get_fixed(struct pc_bin_reader *r, char *dst, size_t cap)
-{
-    char *s = pc_bin_get_str(r, cap - 1);
-    memcpy(dst, s, strlen(s) + 1);
-    pc_free(s);
-}
 
 int meta_op_decode(const void *p, size_t len, struct meta_op *op)
 {
@@ -266,6 +290,9 @@ int meta_op_decode(const void *p, size_t len, struct meta_op *op)
     case META_OP_NODES:
         get_fixed(&r, op->nodes, sizeof op->nodes);
         get_fixed(&r, op->prev_nodes, sizeof op->prev_nodes);
+        break;
+    case META_OP_SETTINGS:
+        meta_settings_decode(&r, &op->settings);
         break;
     case META_OP_COMPL_CURSOR:
     case META_OP_COMPL_FORGET: {

@@ -165,6 +165,36 @@ static void removeReplaceAndClear_seenThroughEveryNode(void **state)
         tl_node_stop(&p.nodes[k]);
     tl_pool_start(p.nodes, NODES);
     expect_everywhere(&p, "6:after the cut 6|7:still here 7|");
+
+    /* The pool-wide settings (Set-CsPersistentChatConfiguration): set through one node,
+     * served by all; the removal notice is the next replacement's default. */
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history 501"), 1);
+    assert_non_null(strstr(out, "default_chat_history"));
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history 5 --max_file_size_kb 64 "
+                                 "--removal_notice Moderated"), 0);
+    for (int k = 0; k < NODES; k++) {
+        json_t *j = NULL, *cfg = NULL;
+        /* The other nodes apply the change a moment later. */
+        for (int tries = 0; tries < 40; tries++, tl_spin(50)) {
+            json_decref(j);
+            assert_int_equal(tl_pchatctl(&p.nodes[k], out, sizeof out, "--json config get"), 0);
+            j = json_loads(out, 0, NULL);
+            cfg = json_object_get(j, "config");
+            if (json_integer_value(json_object_get(cfg, "default_chat_history")) == 5)
+                break;
+        }
+        assert_int_equal(json_integer_value(json_object_get(cfg, "default_chat_history")), 5);
+        assert_int_equal(json_integer_value(json_object_get(cfg, "max_file_size_kb")), 64);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pool"),
+                                                              "removal_notice")), "Moderated");
+        json_decref(j);
+    }
+    assert_int_equal(ctl(&p.nodes[2], "message remove Lobby --id 7", "changed"), 1);
+    expect_everywhere(&p, "6:after the cut 6|7:Moderated|");
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history default"), 0);
     pool_down(&p);
 }
 
