@@ -50,6 +50,7 @@ struct pool_fwd {
     struct room_req req; /* user, text, data, file and edit owned (pointing to the next) */
     struct room_file file;
     struct room_edit edit;
+    struct pc_arena msgs_arena; /* req.msgs of an IMPORT */
     room_cb cb;
     void *arg;
     uint64_t dest;       /* node it was sent to; 0 = parked */
@@ -252,6 +253,7 @@ void retention_tick(struct cluster *cl, uint64_t now);
 /* pool_edit.c: administrators' edits and purges, chosen at the owner */
 void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
 void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
+void owner_import(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
 /* The newest seq in (floor, last] stamped at or before to_us (floor when none). */
 uint64_t owner_purge_seq(struct cluster *cl, uint64_t room_no, uint64_t floor, uint64_t last,
                          int64_t to_us);

@@ -91,6 +91,8 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
             shard_edit_apply(f, index, (uint32_t)i, node, &ops[i]);
         } else if (ops[i].kind == SHARD_OP_PURGE) {
             shard_purge_apply(f, index, (uint32_t)i, node, &ops[i]);
+        } else if (ops[i].kind == SHARD_OP_IMPORT) {
+            shard_import_apply(f, &ops[i]);
         } else if (ops[i].kind == SHARD_OP_FILE_CHUNK) {
             roomfile_put_chunk(f->batch, ops[i].room_no, ops[i].file_no, ops[i].chunk,
                                ops[i].data, ops[i].data_len);
@@ -106,9 +108,9 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
     int rc = store_write(f->cfg.st, f->batch, false);
     store_batch_clear(f->batch);
     for (size_t i = 0; i < n; i++) {
-        if (ops[i].kind == SHARD_OP_PURGE && rc != 0)
-            roomlog_forget(&f->log, ops[i].room_no); /* its floor moved only in memory */
-        if (ops[i].kind != SHARD_OP_POST)
+        if ((ops[i].kind == SHARD_OP_PURGE || ops[i].kind == SHARD_OP_IMPORT) && rc != 0)
+            roomlog_forget(&f->log, ops[i].room_no); /* its counters moved only in memory */
+        if (ops[i].kind != SHARD_OP_POST && ops[i].kind != SHARD_OP_IMPORT)
             continue;
         struct roomlog_room *r = roomlog_room(&f->log, ops[i].room_no);
         if (rc == 0)
