@@ -49,6 +49,8 @@ enum room_req_kind {
     ROOM_REQ_EDIT,       /* remove or replace the messages `edit` selects (administrators) */
     ROOM_REQ_PURGE,      /* delete the messages up to `edit->to_us` (clear, retention) */
     ROOM_REQ_IMPORT,     /* store exported messages `msgs` with their ids, times, authors */
+    ROOM_REQ_FILE_FETCH, /* any_replica: chunk `chunk` of file `file_no` from a peer's store
+                            (a replica repairing what a snapshot install did not bring) */
 };
 
 /* Import (pchatctl import): a message keeps its id, so importing twice changes nothing (an
@@ -135,6 +137,8 @@ struct room_res {
     const struct room_presence *present; /* JOIN: everyone in the room, joiner included */
     size_t n_present;
     uint64_t floor;                /* HISTORY: ids up to here are purged */
+    const void *data;              /* FILE_FETCH: the chunk's bytes */
+    size_t data_len;
 };
 
 typedef void (*room_cb)(void *arg, const struct room_res *res);

@@ -186,6 +186,7 @@ struct cluster {
     size_t n_fwd_posts;
     struct pool_sub *subs;
     struct pool_backfill *backfills;
+    struct pool_filefix *filefixes;
     uint64_t retention_due_ms;
 
     /* owning side */
@@ -246,6 +247,11 @@ void owner_answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const st
  * origin and req_id name the request to answer (0: none). */
 struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                             struct shard_op op);
+
+/* pool_filefix.c: chunks of files a snapshot install left missing here */
+void filefix_scan(struct cluster *cl, struct pool_shard *sh);
+void filefix_tick(struct cluster *cl, uint64_t now);
+void filefix_close(struct cluster *cl);
 
 /* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
 void retention_tick(struct cluster *cl, uint64_t now);

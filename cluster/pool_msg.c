@@ -139,7 +139,8 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req->count);
     pc_bin_put_uv(out, req->before);
     pc_bin_put_uv(out, req->upto);
-    bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->file != NULL;
+    bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->kind == ROOM_REQ_FILE_FETCH ||
+                 req->file != NULL;
     bool edit = req->edit != NULL, msgs = req->msgs != NULL && req->n_msgs > 0;
     pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0) |
                                  (files ? 4 : 0) | (edit ? 8 : 0) | (msgs ? 16 : 0)));
@@ -184,7 +185,7 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     get_version(&r);
     out->req_id = pc_bin_get_uv(&r);
     uint64_t kind = pc_bin_get_uv(&r);
-    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_IMPORT)
+    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_FILE_FETCH)
         fail(&r);
     struct room_req *q = &out->req;
     q->kind = (enum room_req_kind)kind;
@@ -251,6 +252,8 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
         fail(&r);
     if (q->kind == ROOM_REQ_IMPORT && q->n_msgs == 0)
         fail(&r);
+    if (q->kind == ROOM_REQ_FILE_FETCH && q->file_no == 0)
+        fail(&r);
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);
@@ -277,6 +280,7 @@ void pool_room_res_encode(struct pc_buf *out, uint64_t req_id, const struct room
         pc_bin_put_str(out, res->present[i].user);
         pc_bin_put_uv(out, res->present[i].sessions);
     }
+    pc_bin_put_bytes(out, res->data, res->data != NULL ? res->data_len : 0);
 }
 
 int pool_room_res_decode(const void *p, size_t len, struct pc_arena *arena,
@@ -313,6 +317,13 @@ int pool_room_res_decode(const void *p, size_t len, struct pc_arena *arena,
         res->n_present = n;
     }
 
+    struct pc_str d = pc_bin_get_bytes(&r);
+    if (d.len > POOL_MSG_MAX_CHUNK)
+        fail(&r);
+    if (r.err == 0 && d.len > 0) {
+        res->data = d.p; /* borrowed from p */
+        res->data_len = d.len;
+    }
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cluster/pool_int.h"
+#include "cluster/roomfile.h"
 #include "cluster/roomlog.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -379,6 +380,14 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
         do_history(cl, NULL, origin, req_id, req); /* this replica's store, owner or not */
         return;
     }
+    if (req->kind == ROOM_REQ_FILE_FETCH) { /* likewise: committed chunks never change */
+        struct pc_buf b = {0};
+        int rc = roomfile_chunk(cl->st, req->room_no, req->file_no, req->chunk, &b);
+        owner_answer(cl, origin, req_id,
+                     &(struct room_res){.status = rc, .data = b.data, .data_len = b.len});
+        pc_buf_free(&b);
+        return;
+    }
     struct pool_shard *sh = pool_shard_of_room(cl, req->room_no);
     /* An unknown room is usually one this replica has not applied yet (the asker saw it
      * created): "not the owner" makes the asker try again shortly. */
@@ -411,6 +420,8 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
     case ROOM_REQ_IMPORT:
         if (has_room(sh, origin, req_id))
             owner_import(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_FILE_FETCH: /* answered above, by any replica */
         break;
     case ROOM_REQ_FILE_READ:
         queue_event(sh, COMPL_FILEDOWNLOAD, req->user, req->room_no,

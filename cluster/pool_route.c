@@ -410,4 +410,5 @@ void route_close(struct cluster *cl)
     HASH_ITER(hh, cl->subs, s, st)
         sub_free(cl, s);
     backfill_close(cl);
+    filefix_close(cl);
 }
