@@ -124,8 +124,8 @@ static void removeReplaceAndClear_seenThroughEveryNode(void **state)
     pool_up(&p, tl_port_base() + 10);
     struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
     struct tl_client *b = tl_client_new(p.nodes[1].sip_port, "bob@example.test");
-    assert_non_null(tl_join(a, p.lobby));
-    assert_non_null(tl_join(b, p.lobby));
+    pcc_event_free(tl_join(a, p.lobby));
+    pcc_event_free(tl_join(b, p.lobby));
     post(a, p.lobby, "alice one %d", 1);        /* 1 */
     post(b, p.lobby, "bob spam %d", 2);         /* 2 */
     post(a, p.lobby, "the Launch code is %d", 3); /* 3 */
@@ -217,7 +217,7 @@ static void nodeDownDuringChanges_catchesUpFromSnapshot(void **state)
     struct pool p;
     pool_up(&p, tl_port_base() + 10);
     struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
-    assert_non_null(tl_join(a, p.lobby));
+    pcc_event_free(tl_join(a, p.lobby));
     for (int i = 1; i <= 10; i++)
         post(a, p.lobby, "early %d", i);
     tl_node_stop(&p.nodes[2]);
@@ -302,7 +302,7 @@ static void retention_keepsNewest_whilePosting(void **state)
     tl_pool_start(p.nodes, NODES);
     struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
     assert_non_null(tl_room_uri(a, "Lobby", p.lobby, sizeof p.lobby));
-    assert_non_null(tl_join(a, p.lobby));
+    pcc_event_free(tl_join(a, p.lobby));
     char out[4096];
     assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
                                  "category set General --retention_messages 30"), 0);
@@ -365,8 +365,8 @@ static void exportImport_roundTrip_isIdempotent(void **state)
     struct tl_client *a = tl_client_new(p.nodes[1].sip_port, "alice@example.test");
     char plans[256];
     assert_non_null(tl_room_uri(a, "Plans", plans, sizeof plans));
-    assert_non_null(tl_join(a, p.lobby));
-    assert_non_null(tl_join(a, plans));
+    pcc_event_free(tl_join(a, p.lobby));
+    pcc_event_free(tl_join(a, plans));
     for (int i = 1; i <= 8; i++)
         post(a, p.lobby, "lobby <%d> & \"quoted\" \xe2\x98\x95", i);
     for (int i = 1; i <= 520; i++) /* more than one page (500) of export and import */
