@@ -64,8 +64,11 @@ static void round_done(void *arg, const struct room_res *res)
         return;
     }
     c->changed += res->seq;
-    /* A full batch: the owner may have more. The ones changed no longer match. */
-    if (res->seq >= ROOM_EDIT_MAX && ++c->rounds < 100000) {
+    /* A full batch, or a scan that stopped short (a big room is read in slices, so that
+     * the owner keeps serving posts): there may be more. The ones changed no longer
+     * match, so a full batch just starts over. */
+    if ((res->seq >= ROOM_EDIT_MAX || res->floor != 0) && ++c->rounds < 100000) {
+        c->edit.after = res->seq >= ROOM_EDIT_MAX ? c->edit.after : res->floor;
         submit_round(c);
         return;
     }

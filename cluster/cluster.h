@@ -69,6 +69,7 @@ enum room_edit_match {
     ROOM_MATCH_EXACT = 2,  /* the keywords as one phrase */
 };
 #define ROOM_EDIT_MAX 1000
+#define ROOM_EDIT_SCAN 20000 /* messages one request reads: the owner's loop never stalls */
 struct room_edit {
     const char *author;    /* "" = any */
     const char *keywords;  /* "" = any text */
@@ -77,6 +78,8 @@ struct room_edit {
     int64_t from_us, to_us; /* time range, inclusive (0 = open) */
     uint64_t seq;          /* one message by id (0 = any) */
     bool remove;           /* remove it; else replace its text with req->text */
+    uint64_t after;        /* look at messages after this id only (the answer's floor of
+                              the previous round: where its scan stopped) */
 };
 
 /* Files posted to rooms (web/web_files.c). A file travels through its room's shard group as
@@ -136,7 +139,8 @@ struct room_res {
     size_t n_msgs;
     const struct room_presence *present; /* JOIN: everyone in the room, joiner included */
     size_t n_present;
-    uint64_t floor;                /* HISTORY: ids up to here are purged */
+    uint64_t floor;                /* HISTORY: ids up to here are purged; EDIT: where the
+                                      scan stopped (0 = it reached the end) */
     const void *data;              /* FILE_FETCH: the chunk's bytes */
     size_t data_len;
 };

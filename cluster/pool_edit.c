@@ -81,14 +81,18 @@ void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const s
         return;
     }
     uint64_t floor = shard_fsm_room_floor(sh->fsm, req->room_no);
-    uint64_t from = e->seq != 0 ? e->seq : floor + 1;
+    uint64_t from = e->seq != 0 ? e->seq : (e->after > floor ? e->after : floor) + 1;
     uint8_t lo[STORE_MSG_KEY_LEN], hi[STORE_MSG_KEY_LEN];
     store_key_msg(lo, req->room_no, from);
     store_key_msg(hi, req->room_no, e->seq != 0 ? e->seq + 1 : UINT64_MAX);
     struct store_iter *it = store_iter_new(cl->st, STORE_CF_MSGS, lo, sizeof lo, hi, sizeof hi);
-    uint64_t *seqs = NULL;
+    uint64_t *seqs = NULL, scanned = 0, stopped = 0;
     size_t n = 0;
     for (store_iter_first(it); store_iter_valid(it) && n < ROOM_EDIT_MAX; store_iter_next(it)) {
+        if (++scanned > ROOM_EDIT_SCAN) {
+            stopped = from + scanned - 2; /* the last one looked at: the next round goes on */
+            break;
+        }
         struct pc_str k = store_iter_key(it), v = store_iter_value(it);
         struct pc_arena a = {0};
         struct room_msg m = {0};
@@ -110,7 +114,7 @@ void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const s
     int rc = store_iter_status(it);
     store_iter_free(it);
     if (rc != 0 || n == 0) {
-        owner_answer(cl, origin, req_id, &(struct room_res){.status = rc});
+        owner_answer(cl, origin, req_id, &(struct room_res){.status = rc, .floor = stopped});
         pc_free(seqs);
         return;
     }
@@ -121,6 +125,7 @@ void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const s
         struct pool_op *o = owner_queue(sh, last ? origin : 0, last ? req_id : 0,
                                         admin_op(cl, SHARD_OP_EDIT, req, seqs[i]));
         o->answer_seq = n;
+        o->answer_floor = stopped;
     }
     pc_free(seqs);
 }

@@ -86,6 +86,7 @@ struct pool_op {
     uint64_t tag;                /* node id << 40 | counter: unique pool-wide */
     uint64_t origin, req_id;     /* POST: who asked; EVENT: 0; EDIT: on the last one */
     uint64_t answer_seq;         /* EDIT: how many the request changed (its answer) */
+    uint64_t answer_floor;       /* EDIT: where its scan stopped (0 = at the end) */
     struct shard_op op;          /* strings owned */
 };
 

@@ -158,6 +158,7 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
         pc_bin_put_sv(out, e->from_us);
         pc_bin_put_sv(out, e->to_us);
         pc_bin_put_uv(out, e->seq);
+        pc_bin_put_uv(out, e->after);
     }
     if (!files)
         return;
@@ -224,6 +225,7 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
         e->from_us = pc_bin_get_sv(&r);
         e->to_us = pc_bin_get_sv(&r);
         e->seq = pc_bin_get_uv(&r);
+        e->after = pc_bin_get_uv(&r);
         q->edit = e;
     }
     if (flags & 4) {

@@ -631,7 +631,8 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
             backfill_purged(cl, op->room_no, shard_fsm_room_floor(sh->fsm, op->room_no));
         if ((op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) && o != NULL &&
             o->req_id != 0)
-            owner_answer(cl, o->origin, o->req_id, &(struct room_res){.seq = o->answer_seq});
+            owner_answer(cl, o->origin, o->req_id,
+                         &(struct room_res){.seq = o->answer_seq, .floor = o->answer_floor});
         if (op->kind == SHARD_OP_IMPORT && o != NULL && o->req_id != 0)
             owner_answer(cl, o->origin, o->req_id,
                          &(struct room_res){.seq = shard_fsm_room_last(sh->fsm, op->room_no)});
