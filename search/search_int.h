@@ -1,0 +1,107 @@
+/* Shared by the files of search/ (internal). Threads: the loop owns everything except what
+ * is marked "worker": that belongs to the one indexing pass in flight (there is never more
+ * than one), and the loop does not touch it while a pass runs. */
+#ifndef SEARCH_INT_H
+#define SEARCH_INT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "cluster/cluster.h"
+#include "common/pc_arena.h"
+#include "search/search.h"
+
+/* Message flags the integrator's admin removal adds to struct room_msg (ROOM_MSG_REMOVED,
+ * ROOM_MSG_REPLACED). Read through search_msg_flags so this module builds before and after
+ * that change lands; the values are the stored ones. */
+#define SEARCH_MSG_REMOVED 1u
+#define SEARCH_MSG_REPLACED 2u
+static inline unsigned search_msg_flags(const struct room_msg *m)
+{
+#ifdef ROOM_MSG_REMOVED
+    return m->flags;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* ---- search_db.c: the SQLite file ------------------------------------------------------ */
+
+/* The indexer's connection with its prepared statements. */
+struct sdb {
+    sqlite3 *db;
+    sqlite3_stmt *ins_msg, *ins_text, *find, *del_msg, *del_text, *set_mark;
+};
+
+/* Opens the file for writing, creating the schema; a file that cannot be used (corrupt,
+ * another schema version) is deleted and created again: it is derived data. */
+int sdb_open(struct sdb *w, const char *path, char *err, size_t errlen);
+void sdb_close(struct sdb *w);
+/* A read-only connection for queries (NULL on failure, logged). */
+sqlite3 *sdb_open_reader(const char *path);
+/* Empties the index (rebuild). */
+int sdb_reset(struct sdb *w);
+int sdb_exec(sqlite3 *db, const char *sql);
+/* Adds a message: 1, or 0 when (room, seq) is there already; PC_EIO. */
+int sdb_insert(struct sdb *w, const struct room_msg *m, unsigned flags);
+/* Removes a message's row: 1, or 0 when there was none; PC_EIO. */
+int sdb_delete(struct sdb *w, uint64_t room_no, uint64_t seq);
+int sdb_set_mark(struct sdb *w, uint64_t room_no, uint64_t seq);
+uint64_t sdb_rows(sqlite3 *db);
+
+/* Per room: every message up to seq is in the index (worker). */
+struct search_mark {
+    UT_hash_handle hh;
+    uint64_t room_no;
+    uint64_t seq;
+};
+int sdb_load_marks(struct sdb *w, struct search_mark **marks);
+void search_marks_free(struct search_mark **marks);
+
+/* ---- the service ------------------------------------------------------------------------ */
+
+/* A hit the store disagreed with: fixed by the next indexing pass. */
+struct search_stale {
+    uint64_t room_no, seq;
+};
+
+#define SEARCH_READERS_MAX 8
+#define SEARCH_QUERIES_MAX 64
+
+struct search {
+    uv_loop_t *loop;
+    struct store *st;
+    struct search_config cfg;
+    char *path;
+    uv_timer_t timer;
+    struct sdb w;                  /* worker */
+    struct search_mark *marks;     /* worker */
+    bool marks_loaded;
+    struct index_pass *pass;       /* the pass in flight, or NULL */
+    bool rebuild_asked;
+    struct search_stale *stale;    /* waiting for the next pass */
+    size_t n_stale, cap_stale;
+    uv_mutex_t readers_lock;       /* idle query connections, shared by worker threads */
+    sqlite3 *readers[SEARCH_READERS_MAX];
+    size_t n_readers;
+    unsigned queries_running;
+    bool stopping;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    struct search_stats stats;
+};
+
+/* search_index.c */
+void search_index_start(struct search *s);
+/* Called when a pass or query ends while stopping: finishes the stop once nothing runs. */
+void search_maybe_finish(struct search *s);
+void search_add_stale(struct search *s, const struct search_stale *st, size_t n);
+
+/* Reads message (room, seq) from the store into m (strings in arena). PC_ENOTFOUND when the
+ * store does not have it (purged, or not back-filled yet). Thread-safe. */
+int search_read_msg(struct store *st, uint64_t room_no, uint64_t seq, struct room_msg *m,
+                    struct pc_arena *arena);
+
+#endif
