@@ -114,6 +114,14 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"compliance", "batch", PC_CONF_INT, F(compliance_batch), "1000", 1, 1000000,
      "events per delivery at most (a full batch is followed by the next one at once)"},
 
+    {"search", "enabled", PC_CONF_BOOL, F(search_enabled), "yes", 0, 0,
+     "full-text search of history (GET /api/search): an index of this node's messages in "
+     "<data_dir>/search.sqlite, fed in the background"},
+    {"search", "interval_ms", PC_CONF_INT, F(search_interval_ms), "200", 10, 60000,
+     "how often the indexer looks for new messages"},
+    {"search", "batch", PC_CONF_INT, F(search_batch), "2000", 10, 1000000,
+     "messages indexed per transaction (a full batch is followed by the next one at once)"},
+
     {"web", "listen", PC_CONF_STR, F(web_listen), "127.0.0.1", 0, 0,
      "IPv4 address of the web services (room page, files, admin API, /metrics)"},
     {"web", "port", PC_CONF_INT, F(web_port), "8080", 0, 65535, "HTTP port (0 = none)"},

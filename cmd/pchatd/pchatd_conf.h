@@ -65,6 +65,10 @@ struct pchatd_conf {
     char *compliance_exec;
     int compliance_interval_s;
     int compliance_batch;
+    /* [search] */
+    bool search_enabled;
+    int search_interval_ms;
+    int search_batch;
     /* [web] */
     char *web_listen;
     int web_port;
