@@ -73,6 +73,41 @@ static bool bool_field(json_t *req, const char *name, bool *out, char *err, size
     return false;
 }
 
+/* A retention limit (retention_days, retention_messages): a number, 0 = keep forever; for
+ * a room also "inherit" (the category's setting). Absent keeps *out. */
+static bool keep_field(json_t *req, const char *name, bool room, uint32_t *out, char *err,
+                       size_t errlen)
+{
+    json_t *v = json_object_get(req, name);
+    if (v == NULL)
+        return true;
+    unsigned long long n = 0;
+    bool ok = json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < 100000000;
+    if (ok)
+        n = (unsigned long long)json_integer_value(v);
+    if (json_is_string(v)) {
+        if (room && strcmp(json_string_value(v), "inherit") == 0) {
+            *out = META_KEEP_INHERIT;
+            return true;
+        }
+        ok = pc_parse_u64(json_string_value(v), 0, 99999999, &n);
+    }
+    if (!ok) {
+        snprintf(err, errlen, "field '%s' is a number (0 = keep forever)%s", name,
+                 room ? " or \"inherit\" (the category's setting)" : "");
+        return false;
+    }
+    *out = room ? (n == 0 ? META_KEEP_FOREVER : (uint32_t)n) : (uint32_t)n;
+    return true;
+}
+
+static json_t *keep_json(uint32_t v)
+{
+    if (v == META_KEEP_INHERIT)
+        return json_string("inherit");
+    return json_integer(v == META_KEEP_FOREVER ? 0 : v);
+}
+
 /* A principal list: a JSON array of strings or one comma-separated string. Absent keeps the
  * current list. */
 static bool list_field(json_t *req, const char *name, struct meta_principals *p, char *err,
@@ -132,11 +167,13 @@ char *chat_user_uri(const char *s, const char *domain)
 
 json_t *chat_admin_category_json(const struct meta_category *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:b}", "name", c->name, "id", c->guid,
-                     "description", c->description, "allowed", principals_json(&c->allowed),
-                     "denied", principals_json(&c->denied), "creators", principals_json(&c->creators),
-                     "file_upload", c->file_upload, "chat_history", c->chat_history, "invitations",
-                     c->invitations);
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:b, s:I, s:I}", "name", c->name,
+                     "id", c->guid, "description", c->description, "allowed",
+                     principals_json(&c->allowed), "denied", principals_json(&c->denied),
+                     "creators", principals_json(&c->creators), "file_upload", c->file_upload,
+                     "chat_history", c->chat_history, "invitations", c->invitations,
+                     "retention_days", (json_int_t)c->keep_days, "retention_messages",
+                     (json_int_t)c->keep_messages);
 }
 
 json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r)
@@ -146,7 +183,7 @@ json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r
     snprintf(uri, sizeof uri, "ma-chan://%s/%s", svc->cfg.domain, r->guid);
     char created[PC_ISO_LEN];
     pc_time_iso(r->created_us, created);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s, s:I, s:I, s:I}",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s, s:I, s:I, s:I}",
                      "name", r->name, "id", r->guid, "uri", uri, "description", r->description,
                      "category", c ? c->name : "", "privacy", meta_privacy_name(r->privacy), "type",
                      r->type == META_AUDITORIUM ? "auditorium" : "normal", "disabled", r->disabled,
@@ -156,6 +193,11 @@ json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r
                      "shard", (json_int_t)r->shard, "owner",
                      (json_int_t)cluster_room_owner(svc->cl, r->no), "users",
                      (json_int_t)cluster_room_users(svc->cl, r->no));
+    if (j != NULL) { /* NULL only for bytes that are not UTF-8, which input validation refuses */
+        json_object_set_new(j, "retention_days", keep_json(r->keep_days));
+        json_object_set_new(j, "retention_messages", keep_json(r->keep_messages));
+    }
+    return j;
 }
 
 static json_t *user_json(const struct meta_user *u)
@@ -245,7 +287,9 @@ static json_t *category_from_request(struct chat_service *svc, json_t *req,
         !list_field(req, "creators", &c->creators, err, sizeof err) ||
         !bool_field(req, "file_upload", &c->file_upload, err, sizeof err) ||
         !bool_field(req, "chat_history", &c->chat_history, err, sizeof err) ||
-        !bool_field(req, "invitations", &c->invitations, err, sizeof err))
+        !bool_field(req, "invitations", &c->invitations, err, sizeof err) ||
+        !keep_field(req, "retention_days", false, &c->keep_days, err, sizeof err) ||
+        !keep_field(req, "retention_messages", false, &c->keep_messages, err, sizeof err))
         return error_answer("%s", err);
     return NULL;
 }
@@ -355,7 +399,9 @@ static json_t *room_from_request(struct chat_service *svc, json_t *req, struct m
         !list_field(req, "members", &r->members, err, sizeof err) ||
         !list_field(req, "presenters", &r->presenters, err, sizeof err) ||
         !bool_field(req, "disabled", &r->disabled, err, sizeof err) ||
-        !bool_field(req, "invitations", &r->invitations, err, sizeof err))
+        !bool_field(req, "invitations", &r->invitations, err, sizeof err) ||
+        !keep_field(req, "retention_days", true, &r->keep_days, err, sizeof err) ||
+        !keep_field(req, "retention_messages", true, &r->keep_messages, err, sizeof err))
         return error_answer("%s", err);
     return NULL;
 }
@@ -560,6 +606,10 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
         user_op(svc, op, req, actor, cb, arg);
     else if (strcmp(op, "stats") == 0)
         cb(arg, stats_json(svc));
+    else if (chat_admin_history(svc, op, req, actor, cb, arg))
+        ;
+    else if (chat_admin_settings(svc, op, req, actor, cb, arg))
+        ;
     else if (chat_admin_pool(svc, op, req, cb, arg))
         ;
     else

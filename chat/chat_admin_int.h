@@ -30,4 +30,13 @@ json_t *chat_admin_category_json(const struct meta_category *c);
 bool chat_admin_pool(struct chat_service *svc, const char *op, json_t *req, chat_admin_cb cb,
                      void *arg);
 
+/* message.remove and room.clear (chat_admin_history.c). Returns false when op is not one
+ * of them. */
+bool chat_admin_history(struct chat_service *svc, const char *op, json_t *req, const char *actor,
+                        chat_admin_cb cb, void *arg);
+
+/* config.set (chat_admin_settings.c); false when op is another. */
+bool chat_admin_settings(struct chat_service *svc, const char *op, json_t *req,
+                         const char *actor, chat_admin_cb cb, void *arg);
+
 #endif

@@ -116,4 +116,8 @@ struct chat_joined *chat_joined_find(struct chat_session *s, uint64_t room_no);
 /* chat_post.c */
 void chat_post(struct chat_session *s, struct sip_txn *txn, const struct xccos_msg *m);
 
+/* Settings where the pool's (config.set, struct meta_settings) override this node's file. */
+unsigned chat_default_history(const struct chat_service *svc);
+unsigned chat_participant_update_limit(const struct chat_service *svc);
+
 #endif

@@ -203,7 +203,7 @@ static void join_room_done(void *arg, const struct room_res *res)
         x->topic = pc_arena_strdup(a, rm->description);
         /* Above the participant limit nobody gets a roster (Lync behaves the same way);
          * the joiner is always listed, since SIPE does not add itself. */
-        bool full = res->n_present <= svc->cfg.participant_update_limit;
+        bool full = res->n_present <= chat_participant_update_limit(svc);
         bool self_listed = false;
         for (size_t i = 0; i < res->n_present && full; i++) {
             const char *id = uib_id(op, res->present[i].user);
@@ -355,9 +355,11 @@ static void history_done(void *arg, const struct room_res *res)
         struct xccos_room *x = &r.rooms[0];
         x->uri = chat_room_uri(s->svc, rm, &r.arena);
         x->msgs = pc_arena_alloc(&r.arena, (res->n_msgs + 1) * sizeof *x->msgs);
-        x->n_msgs = res->n_msgs;
+        x->n_msgs = 0;
         for (size_t i = 0; i < res->n_msgs; i++) {
-            struct xccos_chat *c = &x->msgs[i];
+            if (res->msgs[i].flags & ROOM_MSG_REMOVED)
+                continue; /* removed by an administrator: its place is kept, not shown */
+            struct xccos_chat *c = &x->msgs[x->n_msgs++];
             c->chan_uri = x->uri;
             c->author = pc_arena_strdup(&r.arena, res->msgs[i].author);
             c->text = pc_arena_strdup(&r.arena, res->msgs[i].text);
@@ -389,7 +391,7 @@ void chat_cmd_bccontext(struct chat_cmd *cmd, const struct xccos_msg *m)
     }
     const struct meta_category *cat = meta_category_by_no(meta, rm->category_no);
     struct chat_joined *j = chat_joined_find(s, rm->no);
-    unsigned count = m->history_count != 0 ? m->history_count : svc->cfg.default_history;
+    unsigned count = m->history_count != 0 ? m->history_count : chat_default_history(svc);
     if (count > svc->cfg.max_history)
         count = svc->cfg.max_history;
     if (cat != NULL && !cat->chat_history)
@@ -419,8 +421,8 @@ static void deliver_message(struct chat_service *svc, struct chat_room_subs *sub
                             const struct room_event *ev)
 {
     const struct meta_room *rm = meta_room_by_no(cluster_meta(svc->cl), ev->room_no);
-    if (rm == NULL)
-        return;
+    if (rm == NULL || (ev->msg->flags & ROOM_MSG_REMOVED))
+        return; /* a replay of a message an administrator removed since */
     /* One serialisation for every recipient on this node. */
     struct xccos_msg g;
     xccos_msg_init(&g, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
@@ -453,7 +455,7 @@ static void deliver_message(struct chat_service *svc, struct chat_room_subs *sub
 static void deliver_presence(struct chat_service *svc, struct chat_room_subs *subs,
                              const struct room_event *ev)
 {
-    if (subs->n > svc->cfg.participant_update_limit)
+    if (subs->n > chat_participant_update_limit(svc))
         return;
     const struct meta_room *rm = meta_room_by_no(cluster_meta(svc->cl), ev->room_no);
     if (rm == NULL)

@@ -10,6 +10,18 @@
 #include "common/pc_log.h"
 #include "common/pc_str.h"
 
+unsigned chat_default_history(const struct chat_service *svc)
+{
+    unsigned pool = cluster_meta(svc->cl)->settings.default_history;
+    return pool != 0 ? pool : svc->cfg.default_history;
+}
+
+unsigned chat_participant_update_limit(const struct chat_service *svc)
+{
+    unsigned pool = cluster_meta(svc->cl)->settings.participant_update_limit;
+    return pool != 0 ? pool : svc->cfg.participant_update_limit;
+}
+
 void chat_config_defaults(struct chat_config *cfg)
 {
     cfg->default_history = 30;

@@ -24,7 +24,14 @@ struct room_msg {
     int64_t ts_us;      /* server time of the post */
     const char *author; /* "sip:alice@example.test" */
     const char *text;
+    uint8_t flags;      /* ROOM_MSG_*: an administrator removed or replaced it */
 };
+
+/* A removed message keeps its place (seq, time, author) with no text, so that a room's
+ * seqs stay contiguous on every replica; clients never see it. A replaced one carries the
+ * administrator's notice as its text. */
+#define ROOM_MSG_REMOVED 1u
+#define ROOM_MSG_REPLACED 2u
 
 /* A user present in a room (at least one joined session on any node). */
 struct room_presence {
@@ -39,6 +46,28 @@ enum room_req_kind {
     ROOM_REQ_HISTORY,  /* read up to `count` messages with seq < before (0 = newest) */
     ROOM_REQ_FILE_CHUNK, /* store chunk `chunk` of file `file_no` (committed like a post) */
     ROOM_REQ_FILE_READ,  /* record that user downloads a file (compliance FILEDOWNLOAD) */
+    ROOM_REQ_EDIT,       /* remove or replace the messages `edit` selects (administrators) */
+    ROOM_REQ_PURGE,      /* delete the messages up to `edit->to_us` (clear, retention) */
+};
+
+/* Which messages an EDIT changes and how; PURGE uses to_us only. The owner selects them
+ * from its store (it holds every committed message) and commits one op per message, so
+ * every replica changes exactly the same ones. At most ROOM_EDIT_MAX per request: the
+ * answer's seq says how many changed, and the asker repeats while it is the maximum. */
+enum room_edit_match {
+    ROOM_MATCH_ANY = 0,    /* any of the words */
+    ROOM_MATCH_ALL = 1,    /* all of the words */
+    ROOM_MATCH_EXACT = 2,  /* the keywords as one phrase */
+};
+#define ROOM_EDIT_MAX 1000
+struct room_edit {
+    const char *author;    /* "" = any */
+    const char *keywords;  /* "" = any text */
+    enum room_edit_match match;
+    bool case_sensitive;
+    int64_t from_us, to_us; /* time range, inclusive (0 = open) */
+    uint64_t seq;          /* one message by id (0 = any) */
+    bool remove;           /* remove it; else replace its text with req->text */
 };
 
 /* Files posted to rooms (web/web_files.c). A file travels through its room's shard group as
@@ -81,12 +110,15 @@ struct room_req {
     size_t data_len;
     const struct room_file *file; /* POST announcing a file (its chunks committed first);
                                      FILE_READ: the file read (name for the record) */
+    const struct room_edit *edit; /* EDIT, PURGE (text: EDIT the notice, PURGE the reason) */
 };
 
 struct room_res {
     int status;                    /* 0, PC_EBUSY (503), PC_ENOTFOUND, PC_ENOSPC, PC_EIO,
                                       PC_EUNAVAIL (owner unreachable) */
-    uint64_t seq;                  /* POST: assigned seq; JOIN: last committed seq */
+    uint64_t seq;                  /* POST: assigned seq; JOIN: last committed seq; EDIT:
+                                      how many messages changed; PURGE: the room's floor
+                                      (every message up to it is gone) */
     int64_t ts_us;                 /* POST: server time stamped on the message */
     const struct room_msg *msgs;   /* HISTORY: oldest first */
     size_t n_msgs;
@@ -142,6 +174,7 @@ struct cluster_config {
     uint32_t shard_count;        /* for a new pool */
     const char *domain;          /* for a new pool */
     unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
+    unsigned retention_interval_ms; /* how often shard leaders apply retention (0 = never) */
 };
 
 /* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */

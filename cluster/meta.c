@@ -141,6 +141,23 @@ void meta_room_copy(struct meta_room *dst, const struct meta_room *src)
     dst->creator = dup_or_empty(src->creator);
     dst->created_us = src->created_us;
     dst->shard = src->shard;
+    dst->keep_days = src->keep_days;
+    dst->keep_messages = src->keep_messages;
+}
+
+static uint32_t keep(uint32_t room, uint32_t category)
+{
+    if (room == META_KEEP_INHERIT)
+        return category;
+    return room == META_KEEP_FOREVER ? 0 : room;
+}
+
+void meta_room_retention(const struct meta *m, const struct meta_room *rm, uint32_t *days,
+                         uint32_t *messages)
+{
+    const struct meta_category *c = meta_category_by_no(m, rm->category_no);
+    *days = keep(rm->keep_days, c != NULL ? c->keep_days : 0);
+    *messages = keep(rm->keep_messages, c != NULL ? c->keep_messages : 0);
 }
 
 void meta_category_clear(struct meta_category *c)
@@ -166,6 +183,8 @@ void meta_category_copy(struct meta_category *dst, const struct meta_category *s
     dst->file_upload = src->file_upload;
     dst->chat_history = src->chat_history;
     dst->invitations = src->invitations;
+    dst->keep_days = src->keep_days;
+    dst->keep_messages = src->keep_messages;
 }
 
 void meta_user_clear(struct meta_user *u)
@@ -713,6 +732,24 @@ static void apply_nodes(struct meta *m, const struct meta_op *op, struct store_b
     store_batch_put(b, STORE_CF_META, k, store_key_global(k, "nodes"), m->nodes, strlen(m->nodes));
 }
 
+static void apply_settings(struct meta *m, const struct meta_op *op, struct store_batch *b,
+                           struct meta_result *res)
+{
+    const struct meta_settings *s = &op->settings;
+    if (s->default_history > 500 || s->participant_update_limit > 1000000 ||
+        s->max_file_kb > 4u * 1024 * 1024) {
+        fail(res, PC_EINVAL, "%s", "settings out of range: default_history 1-500, "
+             "participant_update_limit up to 1000000, max_file_kb up to 4194304");
+        return;
+    }
+    m->settings = *s;
+    struct pc_buf v = {0};
+    meta_settings_encode(s, &v);
+    uint8_t k[STORE_KEY_MAX];
+    store_batch_put(b, STORE_CF_META, k, store_key_global(k, "settings"), v.data, v.len);
+    pc_buf_free(&v);
+}
+
 /* Room changes are compliance events, written in the same batch as the change so that an
  * event exists exactly when its change does. */
 static void room_event(struct meta *m, uint64_t index, const struct meta_op *op,
@@ -779,6 +816,7 @@ void meta_apply(struct meta *m, uint64_t index, const struct meta_op *op,
     case META_OP_INVITE: apply_invite(m, op, batch, res); break;
     case META_OP_INIT: apply_init(m, op, batch, res); break;
     case META_OP_NODES: apply_nodes(m, op, batch, res); break;
+    case META_OP_SETTINGS: apply_settings(m, op, batch, res); break;
     case META_OP_COMPL_CURSOR: meta_apply_compl_cursor(m, op, batch, res); break;
     case META_OP_COMPL_FORGET: meta_apply_compl_forget(m, op, batch, res); break;
     default: fail(res, PC_EINVAL, "%s", "unknown metadata operation");
@@ -909,6 +947,14 @@ int meta_load(struct meta *m, struct store *st)
     pc_buf_reset(&v);
     if (store_get(st, STORE_CF_META, k, store_key_global(k, "nodes"), &v) == 0)
         pc_strlcpy(m->nodes, v.data, sizeof m->nodes);
+    pc_buf_reset(&v);
+    if (store_get(st, STORE_CF_META, k, store_key_global(k, "settings"), &v) == 0) {
+        struct pc_bin_reader r;
+        pc_bin_reader_init(&r, v.data, v.len);
+        if (meta_settings_decode(&r, &m->settings) != 0)
+            memset(&m->settings, 0, sizeof m->settings); /* the nodes' own files decide */
+    }
+    pc_buf_reset(&v);
     if (store_get(st, STORE_CF_STATE, k, store_key_applied(k, META_GROUP), &v) == 0 && v.len == 8)
         m->applied_index = pc_be64_read((const uint8_t *)v.data);
     pc_buf_free(&v);

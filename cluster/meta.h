@@ -12,6 +12,7 @@
 
 struct store;
 struct store_batch;
+struct meta;
 
 /* This is the replicated metadata of DESIGN.md §2. Every node holds all of it in memory (it
  * is small) and in RocksDB's meta column family. It changes only through meta_apply, which
@@ -40,7 +41,15 @@ struct meta_category {
     bool file_upload;
     bool chat_history;              /* false: joiners get no backchat */
     bool invitations;
+    /* Retention of its rooms' messages (0 = keep forever): older than keep_days days, and
+     * beyond the newest keep_messages, are purged by the rooms' owners. */
+    uint32_t keep_days;
+    uint32_t keep_messages;
 };
+
+/* A room's own retention setting: the category's, none, or its own value. */
+#define META_KEEP_INHERIT 0
+#define META_KEEP_FOREVER UINT32_MAX
 
 struct meta_room {
     UT_hash_handle hh_no, hh_guid, hh_name;
@@ -60,7 +69,13 @@ struct meta_room {
     char *creator;
     int64_t created_us;
     uint32_t shard;                 /* the shard (raft group) that owns the room's messages */
+    uint32_t keep_days;             /* META_KEEP_INHERIT (the category's), META_KEEP_FOREVER */
+    uint32_t keep_messages;         /*   or the room's own limit */
 };
+
+/* The room's effective retention (0 = none), the room's value overriding its category's. */
+void meta_room_retention(const struct meta *m, const struct meta_room *rm, uint32_t *days,
+                         uint32_t *messages);
 
 struct meta_user {
     UT_hash_handle hh;
@@ -94,6 +109,15 @@ struct meta_compl_adapter {
     size_t n_pos;
 };
 
+/* Pool-wide chat settings (Set-CsPersistentChatConfiguration). 0 / "" = each node's own
+ * configuration file decides. */
+struct meta_settings {
+    uint32_t default_history;          /* DefaultChatHistory: messages a joiner gets */
+    uint32_t participant_update_limit; /* ParticipantUpdateLimit: rosters stop above it */
+    uint32_t max_file_kb;              /* MaxFileSizeKB: largest file upload */
+    char removal_notice[512];          /* text replacing a message an administrator replaces */
+};
+
 /* The whole metadata state of a node. */
 struct meta {
     struct meta_category *cats_by_no, *cats_by_guid;
@@ -110,6 +134,7 @@ struct meta {
     struct meta_compl_adapter adapters[META_MAX_ADAPTERS]; /* registered compliance adapters */
     size_t n_adapters;
     unsigned compl_mask;            /* compliance event classes recorded by apply */
+    struct meta_settings settings;
 };
 
 /* ---- operations ----------------------------------------------------------------------- */
@@ -127,6 +152,7 @@ enum meta_op_kind {
     META_OP_NODES,            /* replace the pool's membership (nodes), if it still is prev */
     META_OP_COMPL_CURSOR,     /* adapter took events up to positions (registers it first) */
     META_OP_COMPL_FORGET,     /* drop an adapter: its cursors no longer hold events back */
+    META_OP_SETTINGS,         /* replace the pool-wide chat settings */
 };
 
 /* One metadata change, as proposed by a node and applied on every replica. The records are
@@ -149,6 +175,7 @@ struct meta_op {
     char adapter[64];               /* COMPL_CURSOR / COMPL_FORGET */
     struct meta_compl_pos *positions; /* COMPL_CURSOR, owned (meta_op_clear frees it) */
     size_t n_positions;
+    struct meta_settings settings;  /* SETTINGS */
 };
 
 /* Result of applying an operation. */

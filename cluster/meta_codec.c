@@ -8,7 +8,8 @@
 #include "common/pc_err.h"
 
 /* Every record starts with a format version so that later releases can read old data. */
-enum { RECORD_V1 = 1, MAX_STR = 64 * 1024, MAX_LIST = 100000 };
+/* Categories and rooms: V2 adds retention (keep_days, keep_messages). */
+enum { RECORD_V1 = 1, RECORD_V2 = 2, MAX_STR = 64 * 1024, MAX_LIST = 100000 };
 
 static void put_principals(struct pc_buf *b, const struct meta_principals *p)
 {
@@ -38,9 +39,26 @@ static void get_guid(struct pc_bin_reader *r, char *guid)
     pc_free(s);
 }
 
+/* The record's version byte: V1 or V2 (retention follows at the end). */
+static uint8_t get_version_v2(struct pc_bin_reader *r)
+{
+    uint8_t v = pc_bin_get_u8(r);
+    if (v != RECORD_V1 && v != RECORD_V2 && r->err == 0)
+        r->err = PC_ECORRUPT;
+    return v;
+}
+
+static uint32_t get_u32(struct pc_bin_reader *r)
+{
+    uint64_t v = pc_bin_get_uv(r);
+    if (v > UINT32_MAX && r->err == 0)
+        r->err = PC_ECORRUPT;
+    return (uint32_t)v;
+}
+
 void meta_category_encode(const struct meta_category *c, struct pc_buf *b)
 {
-    pc_bin_put_u8(b, RECORD_V1);
+    pc_bin_put_u8(b, RECORD_V2);
     pc_bin_put_uv(b, c->no);
     pc_bin_put_str(b, c->guid);
     pc_bin_put_str(b, c->name);
@@ -49,12 +67,13 @@ void meta_category_encode(const struct meta_category *c, struct pc_buf *b)
     put_principals(b, &c->denied);
     put_principals(b, &c->creators);
     pc_bin_put_u8(b, (uint8_t)(c->file_upload | c->chat_history << 1 | c->invitations << 2));
+    pc_bin_put_uv(b, c->keep_days);
+    pc_bin_put_uv(b, c->keep_messages);
 }
 
 int meta_category_decode(struct pc_bin_reader *r, struct meta_category *c)
 {
-    if (pc_bin_get_u8(r) != RECORD_V1 && r->err == 0)
-        r->err = PC_ECORRUPT;
+    uint8_t version = get_version_v2(r);
     c->no = pc_bin_get_uv(r);
     get_guid(r, c->guid);
     c->name = pc_bin_get_str(r, MAX_STR);
@@ -66,12 +85,16 @@ int meta_category_decode(struct pc_bin_reader *r, struct meta_category *c)
     c->file_upload = f & 1;
     c->chat_history = (f >> 1) & 1;
     c->invitations = (f >> 2) & 1;
+    if (version == RECORD_V2) {
+        c->keep_days = get_u32(r);
+        c->keep_messages = get_u32(r);
+    }
     return r->err;
 }
 
 void meta_room_encode(const struct meta_room *rm, struct pc_buf *b)
 {
-    pc_bin_put_u8(b, RECORD_V1);
+    pc_bin_put_u8(b, RECORD_V2);
     pc_bin_put_uv(b, rm->no);
     pc_bin_put_str(b, rm->guid);
     pc_bin_put_str(b, rm->name);
@@ -86,12 +109,13 @@ void meta_room_encode(const struct meta_room *rm, struct pc_buf *b)
     pc_bin_put_str(b, rm->creator);
     pc_bin_put_sv(b, rm->created_us);
     pc_bin_put_uv(b, rm->shard);
+    pc_bin_put_uv(b, rm->keep_days);
+    pc_bin_put_uv(b, rm->keep_messages);
 }
 
 int meta_room_decode(struct pc_bin_reader *r, struct meta_room *rm)
 {
-    if (pc_bin_get_u8(r) != RECORD_V1 && r->err == 0)
-        r->err = PC_ECORRUPT;
+    uint8_t version = get_version_v2(r);
     rm->no = pc_bin_get_uv(r);
     get_guid(r, rm->guid);
     rm->name = pc_bin_get_str(r, MAX_STR);
@@ -113,6 +137,10 @@ int meta_room_decode(struct pc_bin_reader *r, struct meta_room *rm)
     if (shard > 0xffffffffu)
         r->err = PC_ECORRUPT;
     rm->shard = (uint32_t)shard;
+    if (version == RECORD_V2) {
+        rm->keep_days = get_u32(r);
+        rm->keep_messages = get_u32(r);
+    }
     return r->err;
 }
 
@@ -140,6 +168,33 @@ int meta_user_decode(struct pc_bin_reader *r, struct meta_user *u)
         pc_free(u->password_hash);
         u->password_hash = NULL;
     }
+    return r->err;
+}
+
+static void get_fixed(struct pc_bin_reader *r, char *dst, size_t cap)
+{
+    char *s = pc_bin_get_str(r, cap - 1);
+    memcpy(dst, s, strlen(s) + 1);
+    pc_free(s);
+}
+
+void meta_settings_encode(const struct meta_settings *s, struct pc_buf *b)
+{
+    pc_bin_put_u8(b, RECORD_V1);
+    pc_bin_put_uv(b, s->default_history);
+    pc_bin_put_uv(b, s->participant_update_limit);
+    pc_bin_put_uv(b, s->max_file_kb);
+    pc_bin_put_str(b, s->removal_notice);
+}
+
+int meta_settings_decode(struct pc_bin_reader *r, struct meta_settings *s)
+{
+    if (pc_bin_get_u8(r) != RECORD_V1 && r->err == 0)
+        r->err = PC_ECORRUPT;
+    s->default_history = get_u32(r);
+    s->participant_update_limit = get_u32(r);
+    s->max_file_kb = get_u32(r);
+    get_fixed(r, s->removal_notice, sizeof s->removal_notice);
     return r->err;
 }
 
@@ -177,6 +232,9 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
         pc_bin_put_str(out, op->nodes);
         pc_bin_put_str(out, op->prev_nodes);
         break;
+    case META_OP_SETTINGS:
+        meta_settings_encode(&op->settings, out);
+        break;
     case META_OP_COMPL_CURSOR:
     case META_OP_COMPL_FORGET:
         pc_bin_put_str(out, op->adapter);
@@ -190,12 +248,6 @@ void meta_op_encode(const struct meta_op *op, struct pc_buf *out)
     }
 }
 
-static void get_fixed(struct pc_bin_reader *r, char *dst, size_t cap)
-{
-    char *s = pc_bin_get_str(r, cap - 1);
-    memcpy(dst, s, strlen(s) + 1);
-    pc_free(s);
-}
 
 int meta_op_decode(const void *p, size_t len, struct meta_op *op)
 {
@@ -238,6 +290,9 @@ int meta_op_decode(const void *p, size_t len, struct meta_op *op)
     case META_OP_NODES:
         get_fixed(&r, op->nodes, sizeof op->nodes);
         get_fixed(&r, op->prev_nodes, sizeof op->prev_nodes);
+        break;
+    case META_OP_SETTINGS:
+        meta_settings_decode(&r, &op->settings);
         break;
     case META_OP_COMPL_CURSOR:
     case META_OP_COMPL_FORGET: {

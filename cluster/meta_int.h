@@ -21,6 +21,8 @@ void meta_category_encode(const struct meta_category *c, struct pc_buf *b);
 int meta_category_decode(struct pc_bin_reader *r, struct meta_category *c);
 void meta_room_encode(const struct meta_room *rm, struct pc_buf *b);
 int meta_room_decode(struct pc_bin_reader *r, struct meta_room *rm);
+void meta_settings_encode(const struct meta_settings *s, struct pc_buf *b);
+int meta_settings_decode(struct pc_bin_reader *r, struct meta_settings *s);
 void meta_user_encode(const struct meta_user *u, struct pc_buf *b);
 int meta_user_decode(struct pc_bin_reader *r, struct meta_user *u);
 

@@ -38,6 +38,10 @@ static void backfill_done(void *arg, const struct room_res *res)
     bf->reading = false;
     if (cl->closing)
         return;
+    if (bf->from > bf->to) { /* purged meanwhile (backfill_purged) */
+        backfill_remove(cl, bf);
+        return;
+    }
     if (res->status == PC_ENOTFOUND) {
         /* This node's metadata does not know the room. Gone if it was created here once;
          * otherwise not applied here yet (a joining node can install a shard snapshot before
@@ -49,6 +53,8 @@ static void backfill_done(void *arg, const struct room_res *res)
         bf->retry_ms = pc_mono_ms() + BACKFILL_RETRY_MS;
         return;
     }
+    /* A purged peer has nothing below its floor: what it lacks there is gone here too
+     * once the purge applies (backfill_purged). */
     if (res->status != 0 || res->n_msgs == 0) {
         if (res->status == 0)
             pc_warn("cluster: shard %u: no peer holds messages %llu..%llu of room %llu yet",
@@ -98,6 +104,28 @@ bool backfill_hides(const struct cluster *cl, uint64_t room_no, uint64_t bound, 
 {
     for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
         if (bf->room_no == room_no && bf->from < bound && (n < count || msgs[0].seq <= bf->to))
+            return true;
+    return false;
+}
+
+void backfill_purged(struct cluster *cl, uint64_t room_no, uint64_t floor)
+{
+    struct pool_backfill *bf = cl->backfills, *next;
+    for (; bf != NULL; bf = next) {
+        next = bf->next;
+        if (bf->room_no != room_no || bf->from > floor)
+            continue;
+        if (bf->to <= floor && !bf->reading)
+            backfill_remove(cl, bf);
+        else
+            bf->from = floor + 1; /* a read in flight stores only what is still wanted */
+    }
+}
+
+bool backfill_pending(const struct cluster *cl, uint64_t room_no)
+{
+    for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
+        if (bf->room_no == room_no)
             return true;
     return false;
 }

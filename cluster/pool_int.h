@@ -47,8 +47,9 @@ struct pool_shard;
 struct pool_fwd {
     UT_hash_handle hh;
     uint64_t req_id;
-    struct room_req req; /* user, text, data and file owned (file points to `file`) */
+    struct room_req req; /* user, text, data, file and edit owned (pointing to the next) */
     struct room_file file;
+    struct room_edit edit;
     room_cb cb;
     void *arg;
     uint64_t dest;       /* node it was sent to; 0 = parked */
@@ -82,7 +83,8 @@ struct pool_op {
     UT_hash_handle hh;           /* in shard->proposed, by tag */
     TAILQ_ENTRY(pool_op) link;   /* in shard->pending */
     uint64_t tag;                /* node id << 40 | counter: unique pool-wide */
-    uint64_t origin, req_id;     /* POST: who asked; EVENT: 0 */
+    uint64_t origin, req_id;     /* POST: who asked; EVENT: 0; EDIT: on the last one */
+    uint64_t answer_seq;         /* EDIT: how many the request changed (its answer) */
     struct shard_op op;          /* strings owned */
 };
 
@@ -183,6 +185,7 @@ struct cluster {
     size_t n_fwd_posts;
     struct pool_sub *subs;
     struct pool_backfill *backfills;
+    uint64_t retention_due_ms;
 
     /* owning side */
     struct pool_owned *owned;
@@ -230,9 +233,28 @@ void backfill_tick(struct cluster *cl, uint64_t now);
 bool backfill_hides(const struct cluster *cl, uint64_t room_no, uint64_t bound, uint32_t count,
                     const struct room_msg *msgs, size_t n);
 void backfill_close(struct cluster *cl);
+/* The room was purged up to floor here: nothing below it is to be fetched any more. */
+void backfill_purged(struct cluster *cl, uint64_t room_no, uint64_t floor);
+/* True while some of the room's messages are still to be fetched here. */
+bool backfill_pending(const struct cluster *cl, uint64_t room_no);
 
 /* pool_owner.c */
 void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_req *req);
+void owner_answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_res *res);
+/* Queues op (its strings and bytes owned from now on) for the shard's next proposal;
+ * origin and req_id name the request to answer (0: none). */
+struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
+                            struct shard_op op);
+
+/* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
+void retention_tick(struct cluster *cl, uint64_t now);
+
+/* pool_edit.c: administrators' edits and purges, chosen at the owner */
+void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
+void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
+/* The newest seq in (floor, last] stamped at or before to_us (floor when none). */
+uint64_t owner_purge_seq(struct cluster *cl, uint64_t room_no, uint64_t floor, uint64_t last,
+                         int64_t to_us);
 void owner_subscribe(struct cluster *cl, uint64_t origin, const struct pool_subscribe *sub);
 void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t n);
 void owner_leadership(struct pool_shard *sh, bool ready);

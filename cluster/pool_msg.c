@@ -110,6 +110,7 @@ static void put_msg(struct pc_buf *b, const struct room_msg *m)
     pc_bin_put_sv(b, m->ts_us);
     pc_bin_put_str(b, m->author);
     pc_bin_put_str(b, m->text);
+    pc_bin_put_u8(b, m->flags);
 }
 
 static void get_msg(struct pc_bin_reader *r, struct pc_arena *a, struct room_msg *m)
@@ -119,6 +120,9 @@ static void get_msg(struct pc_bin_reader *r, struct pc_arena *a, struct room_msg
     m->ts_us = pc_bin_get_sv(r);
     m->author = get_str(r, a, POOL_MSG_MAX_USER);
     m->text = get_str(r, a, POOL_MSG_MAX_TEXT);
+    m->flags = pc_bin_get_u8(r);
+    if (m->flags > (ROOM_MSG_REMOVED | ROOM_MSG_REPLACED))
+        fail(r);
 }
 
 /* ---- 1 ROOM_REQ ------------------------------------------------------------------------ */
@@ -136,8 +140,19 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req->before);
     pc_bin_put_uv(out, req->upto);
     bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->file != NULL;
+    bool edit = req->edit != NULL;
     pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0) |
-                                 (files ? 4 : 0)));
+                                 (files ? 4 : 0) | (edit ? 8 : 0)));
+    if (edit) {
+        const struct room_edit *e = req->edit;
+        pc_bin_put_str(out, e->author);
+        pc_bin_put_str(out, e->keywords);
+        pc_bin_put_u8(out, (uint8_t)e->match);
+        pc_bin_put_u8(out, (uint8_t)((e->case_sensitive ? 1 : 0) | (e->remove ? 2 : 0)));
+        pc_bin_put_sv(out, e->from_us);
+        pc_bin_put_sv(out, e->to_us);
+        pc_bin_put_uv(out, e->seq);
+    }
     if (!files)
         return;
     pc_bin_put_uv(out, req->file_no);
@@ -164,7 +179,7 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     get_version(&r);
     out->req_id = pc_bin_get_uv(&r);
     uint64_t kind = pc_bin_get_uv(&r);
-    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_FILE_READ)
+    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_PURGE)
         fail(&r);
     struct room_req *q = &out->req;
     q->kind = (enum room_req_kind)kind;
@@ -176,10 +191,25 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     q->before = pc_bin_get_uv(&r);
     q->upto = pc_bin_get_uv(&r);
     uint8_t flags = pc_bin_get_u8(&r);
-    if (flags > 7)
+    if (flags > 15)
         fail(&r);
     q->record_read = (flags & 1) != 0;
     q->any_replica = (flags & 2) != 0;
+    if (flags & 8) {
+        struct room_edit *e = &out->edit;
+        e->author = get_str(&r, arena, POOL_MSG_MAX_USER);
+        e->keywords = get_str(&r, arena, POOL_MSG_MAX_USER);
+        uint8_t match = pc_bin_get_u8(&r), bits = pc_bin_get_u8(&r);
+        if (match > ROOM_MATCH_EXACT || bits > 3)
+            fail(&r);
+        e->match = (enum room_edit_match)match;
+        e->case_sensitive = (bits & 1) != 0;
+        e->remove = (bits & 2) != 0;
+        e->from_us = pc_bin_get_sv(&r);
+        e->to_us = pc_bin_get_sv(&r);
+        e->seq = pc_bin_get_uv(&r);
+        q->edit = e;
+    }
     if (flags & 4) {
         q->file_no = pc_bin_get_uv(&r);
         q->chunk = (uint32_t)get_bounded(&r, UINT32_MAX);
@@ -201,6 +231,8 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
         }
     }
     if (q->kind == ROOM_REQ_FILE_CHUNK && (q->data_len == 0 || q->file_no == 0))
+        fail(&r);
+    if ((q->kind == ROOM_REQ_EDIT || q->kind == ROOM_REQ_PURGE) && q->edit == NULL)
         fail(&r);
     int rc = finish(&r);
     if (rc != 0)

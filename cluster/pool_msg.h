@@ -50,6 +50,7 @@ struct pool_room_req {
     uint64_t req_id;
     struct room_req req;
     struct room_file file; /* req.file points here when the request carries one */
+    struct room_edit edit; /* req.edit points here for EDIT and PURGE */
 };
 void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room_req *req);
 int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,

@@ -25,7 +25,7 @@ static bool tag_is_mine(const struct cluster *cl, uint64_t tag)
     return tag >> 40 == cl->self;
 }
 
-static void answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_res *res)
+void owner_answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const struct room_res *res)
 {
     if (origin == cl->self) {
         route_complete(cl, req_id, res);
@@ -40,7 +40,7 @@ static void answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
 static void answer_status(struct cluster *cl, uint64_t origin, uint64_t req_id, int status)
 {
     struct room_res res = {.status = status};
-    answer(cl, origin, req_id, &res);
+    owner_answer(cl, origin, req_id, &res);
 }
 
 static void op_free(struct pool_op *o)
@@ -56,10 +56,12 @@ static void op_free(struct pool_op *o)
     pc_free(o);
 }
 
-/* Ops whose proposer waits for an answer (the others are compliance records). */
-static bool answered_op(const struct shard_op *op)
+/* Ops whose proposer waits for an answer (the others are compliance records, and the
+ * edits of a request but its last). */
+static bool answered_op(const struct pool_op *o)
 {
-    return op->kind == SHARD_OP_POST || op->kind == SHARD_OP_FILE_CHUNK;
+    return o->op.kind == SHARD_OP_POST || o->op.kind == SHARD_OP_FILE_CHUNK ||
+           ((o->op.kind == SHARD_OP_EDIT || o->op.kind == SHARD_OP_PURGE) && o->req_id != 0);
 }
 
 /* ---- rosters ------------------------------------------------------------------------------ */
@@ -215,9 +217,8 @@ static void drop_group_rosters(struct cluster *cl, uint32_t group)
             owned_free(cl, o);
 }
 
-/* Queues op (its strings and bytes owned from now on) for the next proposal; origin and
- * req_id name the request to answer (0: none). */
-static void queue_op(struct pool_shard *sh, uint64_t origin, uint64_t req_id, struct shard_op op)
+struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
+                            struct shard_op op)
 {
     struct pool_op *o = pc_calloc(1, sizeof *o);
     o->tag = new_tag(sh->pl);
@@ -227,6 +228,7 @@ static void queue_op(struct pool_shard *sh, uint64_t origin, uint64_t req_id, st
     o->op.tag = o->tag;
     TAILQ_INSERT_TAIL(&sh->pending, o, link);
     sh->n_pending++;
+    return o;
 }
 
 /* ---- compliance events of room actions (join, part, read): shard ops like posts -------- */
@@ -243,7 +245,7 @@ static void queue_event(struct pool_shard *sh, enum compl_type type, const char 
                              .room_name = rm ? rm->name : "", .content = content};
     struct pc_buf b = {0};
     compl_event_encode(&ev, &b);
-    queue_op(sh, 0, 0, (struct shard_op){.kind = SHARD_OP_EVENT, .room_no = room_no,
+    owner_queue(sh, 0, 0, (struct shard_op){.kind = SHARD_OP_EVENT, .room_no = room_no,
                                          .event = b.data, .event_len = b.len});
 }
 
@@ -276,7 +278,7 @@ static void do_post(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
         op.file_size = req->file->size;
         op.file_chunks = req->file->chunks;
     }
-    queue_op(sh, origin, req_id, op);
+    owner_queue(sh, origin, req_id, op);
 }
 
 /* A chunk of a file being uploaded: committed like a post, answered once applied. */
@@ -285,7 +287,7 @@ static void do_file_chunk(struct pool_shard *sh, uint64_t origin, uint64_t req_i
 {
     if (!has_room(sh, origin, req_id))
         return;
-    queue_op(sh, origin, req_id,
+    owner_queue(sh, origin, req_id,
              (struct shard_op){.kind = SHARD_OP_FILE_CHUNK, .room_no = req->room_no,
                                .author = pc_strdup(req->user), .file_no = req->file_no,
                                .chunk = req->chunk, .data = pc_memdup(req->data, req->data_len),
@@ -312,7 +314,7 @@ static void do_join(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
      * and its live delivery starts after it. */
     struct room_res res = {.seq = shard_fsm_room_last(sh->fsm, req->room_no), .present = present,
                            .n_present = i};
-    answer(cl, origin, req_id, &res);
+    owner_answer(cl, origin, req_id, &res);
     pc_free(present);
 }
 
@@ -361,7 +363,7 @@ static void do_history(struct cluster *cl, struct pool_shard *sh, uint64_t origi
         snprintf(content, sizeof content, "%zu messages", n);
         queue_event(sh, COMPL_BACKCHAT, req->user, req->room_no, content);
     }
-    answer(cl, origin, req_id, &res);
+    owner_answer(cl, origin, req_id, &res);
     pc_arena_free(&arena);
 }
 
@@ -393,6 +395,12 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
         break;
     case ROOM_REQ_FILE_CHUNK:
         do_file_chunk(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_EDIT:
+        owner_edit(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_PURGE:
+        owner_purge(sh, origin, req_id, req);
         break;
     case ROOM_REQ_FILE_READ:
         queue_event(sh, COMPL_FILEDOWNLOAD, req->user, req->room_no,
@@ -490,7 +498,7 @@ void owner_subscribe(struct cluster *cl, uint64_t origin, const struct pool_subs
     if (base > last)
         base = last;
     struct room_res res = {.seq = base, .n_present = HASH_COUNT(o->users)};
-    answer(cl, origin, sub->req_id, &res);
+    owner_answer(cl, origin, sub->req_id, &res);
     replay(cl, origin, sub->room_no, base, last);
 }
 
@@ -515,7 +523,7 @@ static void proposal_done(void *arg, int status, void *result)
         if (o == NULL)
             continue; /* answered by the apply hook */
         HASH_DEL(sh->proposed, o);
-        if (answered_op(&o->op)) {
+        if (answered_op(o)) {
             /* NOTLEADER: never appended, the asker may send it to the new owner. UNKNOWN:
              * appended; a later leader may still commit it. */
             int rc = status == PC_ENOTLEADER ? PC_ENOTOWNER
@@ -598,6 +606,11 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
             HASH_DEL(sh->proposed, o);
         if (op->kind == SHARD_OP_FILE_CHUNK && o != NULL)
             answer_status(cl, o->origin, o->req_id, 0);
+        if (op->kind == SHARD_OP_PURGE)
+            backfill_purged(cl, op->room_no, shard_fsm_room_floor(sh->fsm, op->room_no));
+        if ((op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) && o != NULL &&
+            o->req_id != 0)
+            owner_answer(cl, o->origin, o->req_id, &(struct room_res){.seq = o->answer_seq});
         if (op->kind != SHARD_OP_POST) {
             if (o != NULL)
                 op_free(o);
@@ -606,7 +619,7 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
         if (o != NULL) {
             cl->stats.posts_committed++;
             struct room_res res = {.seq = op->seq, .ts_us = op->ts_us};
-            answer(cl, o->origin, o->req_id, &res);
+            owner_answer(cl, o->origin, o->req_id, &res);
             op_free(o);
         }
         if (!leader)
@@ -629,7 +642,7 @@ static void fail_pending(struct pool_shard *sh, int status)
     while ((o = TAILQ_FIRST(&sh->pending)) != NULL) {
         TAILQ_REMOVE(&sh->pending, o, link);
         sh->n_pending--;
-        if (answered_op(&o->op))
+        if (answered_op(o))
             answer_status(cl, o->origin, o->req_id, status);
         op_free(o);
     }

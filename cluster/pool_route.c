@@ -21,6 +21,8 @@ static void fwd_free(struct pool_fwd *f)
     pc_free((char *)f->file.name);
     pc_free((char *)f->file.uploader);
     pc_free((char *)f->file.sha256);
+    pc_free((char *)f->edit.author);
+    pc_free((char *)f->edit.keywords);
     pc_free(f);
 }
 
@@ -106,6 +108,12 @@ int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, voi
         f->file.uploader = pc_strdup(req->file->uploader ? req->file->uploader : "");
         f->file.sha256 = pc_strdup(req->file->sha256 ? req->file->sha256 : "");
         f->req.file = &f->file;
+    }
+    if (req->edit != NULL) {
+        f->edit = *req->edit;
+        f->edit.author = pc_strdup(req->edit->author ? req->edit->author : "");
+        f->edit.keywords = pc_strdup(req->edit->keywords ? req->edit->keywords : "");
+        f->req.edit = &f->edit;
     }
     f->cb = cb;
     f->arg = arg;

@@ -8,7 +8,8 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-enum { MSG_V1 = 1, MAX_TEXT = 1 << 20 };
+/* V2 adds the ROOM_MSG_* flags of an edited message; untouched messages stay V1. */
+enum { MSG_V1 = 1, MSG_V2 = 2, MAX_TEXT = 1 << 20 };
 
 void roomlog_init(struct roomlog *log, struct store *st)
 {
@@ -38,30 +39,53 @@ struct roomlog_room *roomlog_room(struct roomlog *log, uint64_t room_no)
     if (store_get(log->st, STORE_CF_STATE, k, store_key_room_last(k, room_no), &v) == 0 &&
         v.len == 8)
         r->last = pc_be64_read((const uint8_t *)v.data);
+    if (store_get(log->st, STORE_CF_STATE, k, store_key_floor(k, room_no), &v) == 0 &&
+        v.len == 8)
+        r->floor = pc_be64_read((const uint8_t *)v.data);
     pc_buf_free(&v);
     r->durable = r->last;
     HASH_ADD(hh, log->rooms, room_no, sizeof r->room_no, r);
     return r;
 }
 
+void roomlog_forget(struct roomlog *log, uint64_t room_no)
+{
+    struct roomlog_room *r = NULL;
+    HASH_FIND(hh, log->rooms, &room_no, sizeof room_no, r);
+    if (r != NULL) {
+        HASH_DEL(log->rooms, r);
+        pc_free(r);
+    }
+}
+
 void roomlog_encode_msg(int64_t ts_us, const char *author, const char *text, struct pc_buf *out)
 {
-    pc_bin_put_u8(out, MSG_V1);
+    roomlog_encode_msg_flags(ts_us, author, text, 0, out);
+}
+
+void roomlog_encode_msg_flags(int64_t ts_us, const char *author, const char *text, uint8_t flags,
+                              struct pc_buf *out)
+{
+    pc_bin_put_u8(out, flags != 0 ? MSG_V2 : MSG_V1);
     pc_bin_put_sv(out, ts_us);
     pc_bin_put_str(out, author);
     pc_bin_put_str(out, text);
+    if (flags != 0)
+        pc_bin_put_u8(out, flags);
 }
 
 int roomlog_decode_msg(const void *p, size_t len, struct room_msg *msg, struct pc_arena *arena)
 {
     struct pc_bin_reader r;
     pc_bin_reader_init(&r, p, len);
-    if (pc_bin_get_u8(&r) != MSG_V1)
+    uint8_t version = pc_bin_get_u8(&r);
+    if (version != MSG_V1 && version != MSG_V2)
         return PC_ECORRUPT;
     msg->ts_us = pc_bin_get_sv(&r);
     struct pc_str a = pc_bin_get_bytes(&r);
     struct pc_str t = pc_bin_get_bytes(&r);
-    if (r.err != 0 || t.len > MAX_TEXT)
+    msg->flags = version == MSG_V2 ? pc_bin_get_u8(&r) : 0;
+    if (r.err != 0 || t.len > MAX_TEXT || msg->flags > (ROOM_MSG_REMOVED | ROOM_MSG_REPLACED))
         return PC_ECORRUPT;
     msg->author = pc_arena_strndup(arena, a.p, a.len);
     msg->text = pc_arena_strndup(arena, t.p, t.len);

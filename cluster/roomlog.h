@@ -19,6 +19,7 @@ struct roomlog_room {
     uint64_t room_no;
     uint64_t last;    /* last assigned */
     uint64_t durable; /* last written durably: visible in history, safe to deliver */
+    uint64_t floor;   /* messages up to here are purged (key 'p' + room; 0 = none) */
 };
 
 struct roomlog {
@@ -31,6 +32,8 @@ void roomlog_free(struct roomlog *log);
 
 /* The room's counters, loading them on first use. */
 struct roomlog_room *roomlog_room(struct roomlog *log, uint64_t room_no);
+/* Drops the cached counters (reloaded from the store on next use). */
+void roomlog_forget(struct roomlog *log, uint64_t room_no);
 
 /* Assigns the next sequence number and adds the message and the room's new last seq to the
  * batch. Returns the seq. */
@@ -39,6 +42,8 @@ uint64_t roomlog_append(struct roomlog *log, struct store_batch *b, uint64_t roo
 
 /* Encodes/decodes a stored message value (strings copied into arena on decode). */
 void roomlog_encode_msg(int64_t ts_us, const char *author, const char *text, struct pc_buf *out);
+void roomlog_encode_msg_flags(int64_t ts_us, const char *author, const char *text, uint8_t flags,
+                              struct pc_buf *out);
 int roomlog_decode_msg(const void *p, size_t len, struct room_msg *msg, struct pc_arena *arena);
 
 /* Reads up to count messages of a room with seq < before (0 = no bound) and seq <= upto

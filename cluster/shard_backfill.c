@@ -11,18 +11,14 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-struct range {
-    uint64_t from, to;
-};
-
-/* The room's pending ranges, in seq order. */
-static int load_ranges(struct shard_fsm *f, uint64_t room_no, struct range **out, size_t *n)
+int shard_backfill_ranges(struct shard_fsm *f, uint64_t room_no, struct shard_range **out,
+                          size_t *n)
 {
     uint8_t lo[24], hi[24];
     store_key_backfill(lo, f->cfg.group, room_no, 0);
     size_t hlen = fsm_prefix_end(lo, 13, hi);
     struct store_iter *it = store_iter_new(f->cfg.st, STORE_CF_STATE, lo, 13, hi, hlen);
-    struct range *v = NULL;
+    struct shard_range *v = NULL;
     size_t cnt = 0;
     for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
         struct pc_str k = store_iter_key(it), val = store_iter_value(it);
@@ -70,9 +66,10 @@ int shard_fsm_backfill_store(struct shard_fsm *f, uint64_t room_no, const struct
     for (size_t i = 0; i < n; i++)
         if (msgs[i].room_no != room_no || msgs[i].author == NULL || msgs[i].text == NULL)
             return PC_EINVAL;
-    struct range *ranges;
+    struct shard_range *ranges;
     size_t nr;
-    int rc = load_ranges(f, room_no, &ranges, &nr);
+    int rc = shard_backfill_ranges(f, room_no, &ranges, &nr);
+    struct roomlog_room *room = roomlog_room(&f->log, room_no);
     struct store_batch *b = store_batch_new(f->cfg.st);
     size_t puts = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -81,12 +78,18 @@ int shard_fsm_backfill_store(struct shard_fsm *f, uint64_t room_no, const struct
         bool wanted = false;
         for (size_t j = 0; j < nr && !wanted; j++)
             wanted = msgs[i].seq >= ranges[j].from && msgs[i].seq <= ranges[j].to;
-        if (!wanted)
-            continue;
+        if (!wanted || msgs[i].seq <= room->floor)
+            continue; /* purged here since the peer read it */
+        /* An edit applied here before the message arrived wins over the peer's copy (the
+         * peer may not have applied it yet). */
+        struct room_msg m = msgs[i];
+        struct pc_buf e = {0};
+        shard_edit_overlay(f, &m, &e);
         uint8_t k[STORE_MSG_KEY_LEN];
         struct pc_buf v = {0};
-        store_key_msg(k, room_no, msgs[i].seq);
-        roomlog_encode_msg(msgs[i].ts_us, msgs[i].author, msgs[i].text, &v);
+        store_key_msg(k, room_no, m.seq);
+        roomlog_encode_msg_flags(m.ts_us, m.author, m.text, m.flags, &v);
+        pc_buf_free(&e);
         store_batch_put(b, STORE_CF_MSGS, k, sizeof k, v.data, v.len);
         pc_buf_free(&v);
         puts++;

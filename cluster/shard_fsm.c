@@ -19,7 +19,8 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-enum { SNAP_V1 = 1, MAX_SNAP_ROOMS = 1 << 24 };
+/* V2 adds each room's purge floor and the group's message edits. */
+enum { SNAP_V1 = 1, SNAP_V2 = 2, MAX_SNAP_ROOMS = 1 << 24 };
 
 
 static void put_room_last(struct store_batch *b, uint64_t room_no, uint64_t last)
@@ -86,6 +87,10 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
          * and unique, whatever the op. */
         if (ops[i].kind == SHARD_OP_POST) {
             add_post(f, index, (uint32_t)i, node, &ops[i]);
+        } else if (ops[i].kind == SHARD_OP_EDIT) {
+            shard_edit_apply(f, index, (uint32_t)i, node, &ops[i]);
+        } else if (ops[i].kind == SHARD_OP_PURGE) {
+            shard_purge_apply(f, index, (uint32_t)i, node, &ops[i]);
         } else if (ops[i].kind == SHARD_OP_FILE_CHUNK) {
             roomfile_put_chunk(f->batch, ops[i].room_no, ops[i].file_no, ops[i].chunk,
                                ops[i].data, ops[i].data_len);
@@ -101,6 +106,8 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
     int rc = store_write(f->cfg.st, f->batch, false);
     store_batch_clear(f->batch);
     for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == SHARD_OP_PURGE && rc != 0)
+            roomlog_forget(&f->log, ops[i].room_no); /* its floor moved only in memory */
         if (ops[i].kind != SHARD_OP_POST)
             continue;
         struct roomlog_room *r = roomlog_room(&f->log, ops[i].room_no);
@@ -153,23 +160,33 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     int rc = store_sync(f->cfg.st);
     if (rc != 0)
         return RAFT_IOERR;
-    /* Not the history: it is immutable and large. Per room only "complete up to seq N". */
+    /* Not the history: it is large and written once. Per room "complete up to seq N,
+     * purged up to F", then the administrators' edits, the only changes to messages. */
     struct pc_buf b = {0};
-    pc_bin_put_u8(&b, SNAP_V1);
+    pc_bin_put_u8(&b, SNAP_V2);
     pc_bin_put_uv(&b, f->applied);
+    uint64_t *rooms = NULL;
+    size_t n_rooms = 0;
     struct store_iter *it = rooms_iter(f);
     for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
         struct pc_str k = store_iter_key(it);
         if (k.len != 13)
             continue;
         uint64_t room_no = pc_be64_read((const uint8_t *)k.p + 5);
+        struct roomlog_room *r = roomlog_room(&f->log, room_no);
         pc_bin_put_u8(&b, 1);
         pc_bin_put_uv(&b, room_no);
-        pc_bin_put_uv(&b, roomlog_room(&f->log, room_no)->last);
+        pc_bin_put_uv(&b, r->last);
+        pc_bin_put_uv(&b, r->floor);
+        rooms = pc_realloc(rooms, (n_rooms + 1) * sizeof *rooms);
+        rooms[n_rooms++] = room_no;
     }
     pc_bin_put_u8(&b, 0);
     rc = store_iter_status(it);
     store_iter_free(it);
+    if (rc == 0)
+        rc = shard_edit_snapshot(f, rooms, n_rooms, &b);
+    pc_free(rooms);
     if (rc == 0)
         rc = fsm_compl_snapshot(f->cfg.st, f->cfg.group, &b);
     return fsm_snapshot_hand_over(rc, ENTRY_SHARD_SNAP, &b, bufs, n_bufs);
@@ -177,6 +194,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 
 struct snap_room {
     uint64_t room_no, last, have; /* have: last seq stored here before the install */
+    uint64_t floor;               /* purged up to here on the leader */
 };
 
 /* Parses the snapshot fully into a batch before writing anything: a corrupt snapshot
@@ -185,7 +203,8 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
 {
     struct pc_bin_reader r;
     uint64_t applied;
-    if (fsm_snapshot_open(p, len, ENTRY_SHARD_SNAP, SNAP_V1, &r, &applied) != 0)
+    bool v2 = fsm_snapshot_open(p, len, ENTRY_SHARD_SNAP, SNAP_V2, &r, &applied) == 0;
+    if (!v2 && fsm_snapshot_open(p, len, ENTRY_SHARD_SNAP, SNAP_V1, &r, &applied) != 0)
         return PC_ECORRUPT;
     /* At start raft restores its last snapshot, but the store already holds every entry it
      * applied, which is at least that far: nothing to do. */
@@ -200,7 +219,9 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
         if (r.err != 0 || more == 0)
             break;
         uint64_t room_no = pc_bin_get_uv(&r), last = pc_bin_get_uv(&r);
-        if (r.err == 0 && (more != 1 || room_no == 0 || last == UINT64_MAX || n >= MAX_SNAP_ROOMS))
+        uint64_t floor = v2 ? pc_bin_get_uv(&r) : 0;
+        if (r.err == 0 && (more != 1 || room_no == 0 || last == UINT64_MAX || floor > last ||
+                           n >= MAX_SNAP_ROOMS))
             r.err = PC_ECORRUPT;
         if (r.err != 0)
             break;
@@ -208,8 +229,17 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
             cap = cap ? cap * 2 : 64;
             rooms = pc_realloc(rooms, cap * sizeof *rooms);
         }
-        uint64_t have = roomlog_room(&f->log, room_no)->last;
-        rooms[n++] = (struct snap_room){room_no, last, have};
+        struct roomlog_room *local = roomlog_room(&f->log, room_no);
+        uint64_t have = local->last;
+        if (floor > local->floor) {
+            /* Purged on the leader since: purge here too; nothing below it is missing. */
+            uint64_t local_floor = local->floor;
+            shard_purge_room(f, b, room_no, floor);
+            local->floor = local_floor; /* set for real once the batch is written */
+            if (have < floor)
+                have = floor;
+        }
+        rooms[n++] = (struct snap_room){room_no, last, have, floor};
         if (have > last)
             pc_warn("shard %u: room %llu has seq %llu here but the snapshot ends at %llu",
                     f->cfg.group, (unsigned long long)room_no, (unsigned long long)have,
@@ -225,7 +255,18 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
         put_room_last(b, room_no, last);
         put_shard_room(b, f->cfg.group, room_no);
     }
-    int rc = r.err != 0 ? PC_ECORRUPT : fsm_compl_restore(&r, f->cfg.group, b);
+    int rc = r.err != 0 ? PC_ECORRUPT : 0;
+    if (rc == 0 && v2) {
+        /* Edits are re-applied after the purges, above the new floors. */
+        for (size_t i = 0; i < n; i++) {
+            struct roomlog_room *local = roomlog_room(&f->log, rooms[i].room_no);
+            if (rooms[i].floor > local->floor)
+                local->floor = rooms[i].floor;
+        }
+        rc = shard_edit_restore(f, &r, b);
+    }
+    if (rc == 0)
+        rc = fsm_compl_restore(&r, f->cfg.group, b);
     if (rc == 0 && !pc_bin_at_end(&r))
         rc = PC_ECORRUPT;
     if (rc == 0) {
@@ -234,6 +275,9 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
         rc = store_write(f->cfg.st, b, true);
     }
     store_batch_clear(b);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            roomlog_forget(&f->log, rooms[i].room_no); /* floors moved only in memory */
     if (rc == 0) {
         f->applied = applied;
         /* The counters continue from the snapshot: the next post gets last + 1, exactly as
@@ -308,6 +352,11 @@ uint64_t shard_fsm_applied_index(const struct shard_fsm *f)
 uint64_t shard_fsm_room_last(struct shard_fsm *f, uint64_t room_no)
 {
     return roomlog_room(&f->log, room_no)->last;
+}
+
+uint64_t shard_fsm_room_floor(struct shard_fsm *f, uint64_t room_no)
+{
+    return roomlog_room(&f->log, room_no)->floor;
 }
 
 int shard_fsm_entry(const char *node, const struct shard_op *ops, size_t n,

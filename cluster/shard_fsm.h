@@ -58,6 +58,8 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
 uint64_t shard_fsm_applied_index(const struct shard_fsm *f);
 /* The room's last assigned (and stored) seq; 0 when it has no messages. */
 uint64_t shard_fsm_room_last(struct shard_fsm *f, uint64_t room_no);
+/* The room's purge floor: every message up to it is deleted (0 = none). */
+uint64_t shard_fsm_room_floor(struct shard_fsm *f, uint64_t room_no);
 
 /* Stores back-filled messages of one room (from a peer, in any order; room_no fields must
  * equal room_no). Only seqs inside a pending back-fill range are written, so a repeat is

@@ -7,12 +7,13 @@
 #include "common/pc_bin.h"
 #include "common/pc_err.h"
 
-/* V2 added FILE_CHUNK and the file part of POST; V1 batches (posts without it) still decode. */
-enum { OPS_V1 = 1, OPS_V2 = 2 };
+/* V2 added FILE_CHUNK and the file part of POST, V3 EDIT and PURGE; older batches still
+ * decode. */
+enum { OPS_V1 = 1, OPS_V2 = 2, OPS_V3 = 3 };
 
 void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out)
 {
-    pc_bin_put_u8(out, OPS_V2);
+    pc_bin_put_u8(out, OPS_V3);
     pc_bin_put_str(out, node);
     pc_bin_put_uv(out, n);
     for (size_t i = 0; i < n; i++) {
@@ -34,6 +35,15 @@ void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, st
                 pc_bin_put_uv(out, op->file_size);
                 pc_bin_put_uv(out, op->file_chunks);
             }
+        } else if (op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) {
+            pc_bin_put_uv(out, op->room_no);
+            pc_bin_put_uv(out, op->target_seq);
+            pc_bin_put_sv(out, op->ts_us);
+            pc_bin_put_str(out, op->author);
+            pc_bin_put_str(out, op->text);
+            pc_bin_put_str(out, op->room_guid);
+            pc_bin_put_str(out, op->room_name);
+            pc_bin_put_u8(out, op->remove);
         } else if (op->kind == SHARD_OP_FILE_CHUNK) {
             pc_bin_put_uv(out, op->room_no);
             pc_bin_put_uv(out, op->file_no);
@@ -67,7 +77,7 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
     *n = 0;
     *node = "";
     uint8_t version = pc_bin_get_u8(&r);
-    if (version != OPS_V1 && version != OPS_V2)
+    if (version < OPS_V1 || version > OPS_V3)
         return PC_ECORRUPT;
     const char *nd = get_str(&r, arena, SHARD_MAX_URI);
     uint64_t count = pc_bin_get_uv(&r);
@@ -114,6 +124,20 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
             op->data_len = d.len;
             if (r.err == 0 && (op->room_no == 0 || op->file_no == 0 || chunk > UINT32_MAX ||
                                d.len == 0 || d.len > SHARD_MAX_CHUNK))
+                r.err = PC_ECORRUPT;
+        } else if ((kind == SHARD_OP_EDIT || kind == SHARD_OP_PURGE) && version >= OPS_V3) {
+            op->kind = (enum shard_op_kind)kind;
+            op->room_no = pc_bin_get_uv(&r);
+            op->target_seq = pc_bin_get_uv(&r);
+            op->ts_us = pc_bin_get_sv(&r);
+            op->author = get_str(&r, arena, SHARD_MAX_URI);
+            op->text = get_str(&r, arena, SHARD_MAX_TEXT);
+            op->room_guid = get_str(&r, arena, SHARD_MAX_NAME);
+            op->room_name = get_str(&r, arena, SHARD_MAX_NAME);
+            uint8_t remove = pc_bin_get_u8(&r);
+            op->remove = remove != 0;
+            if (r.err == 0 && (op->room_no == 0 || op->target_seq == 0 || remove > 1 ||
+                               op->target_seq == UINT64_MAX))
                 r.err = PC_ECORRUPT;
         } else if (kind == SHARD_OP_EVENT) {
             op->kind = SHARD_OP_EVENT;

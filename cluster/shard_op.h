@@ -15,6 +15,8 @@ enum shard_op_kind {
     SHARD_OP_POST = 1,  /* append a message to a room */
     SHARD_OP_EVENT = 2, /* store a compliance event (join, part, read) as proposed */
     SHARD_OP_FILE_CHUNK = 3, /* store one chunk of a file being uploaded to a room */
+    SHARD_OP_EDIT = 4,  /* an administrator removes or replaces message target_seq */
+    SHARD_OP_PURGE = 5, /* delete the room's messages up to target_seq (clear, retention) */
 };
 
 /* Everything apply needs travels inside the op, chosen by the proposer (the shard leader):
@@ -41,6 +43,11 @@ struct shard_op {
     const void *data;
     size_t data_len;
     bool has_file;
+    /* EDIT and PURGE (author = who asked, ts_us = when, room_guid/name for the compliance
+     * record; text = EDIT: the notice that replaces the message, PURGE: why). The message
+     * choice was made by the proposer: apply only executes it. */
+    uint64_t target_seq;
+    bool remove;           /* EDIT: remove the text instead of replacing it */
     const char *file_name;
     const char *file_sha;
     uint64_t file_size;

@@ -80,6 +80,19 @@ size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no)
     return 13;
 }
 
+size_t store_key_edit(uint8_t *k, uint64_t room_no, uint64_t seq)
+{
+    k[0] = STORE_TAG_EDIT;
+    pc_be64_write(k + 1, room_no);
+    pc_be64_write(k + 9, seq);
+    return 17;
+}
+
+size_t store_key_floor(uint8_t *k, uint64_t room_no)
+{
+    return store_key_tag_u64(k, STORE_TAG_FLOOR, room_no);
+}
+
 size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t from_seq)
 {
     k[0] = STORE_TAG_BACKFILL;

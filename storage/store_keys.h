@@ -40,6 +40,9 @@ enum {
                                    messages in that shard (what a shard snapshot lists) */
     STORE_TAG_BACKFILL = 'b',  /* 'b' be32(shard group) be64(room no) be64(from seq): be64 to
                                   seq, messages [from, to] still to fetch from a peer */
+    STORE_TAG_EDIT = 'e',      /* 'e' be64(room no) be64(seq): u8 flags + the notice, an
+                                  administrator's removal/replacement of that message */
+    STORE_TAG_FLOOR = 'p',     /* 'p' be64(room no): be64 seq, messages up to it are purged */
 };
 size_t store_key_applied(uint8_t *k, uint32_t group);
 size_t store_key_room_last(uint8_t *k, uint64_t room_no);
@@ -47,6 +50,9 @@ size_t store_key_room_last(uint8_t *k, uint64_t room_no);
 size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no);
 /* 21 bytes; the first 13 are the prefix of one room's records. */
 size_t store_key_backfill(uint8_t *k, uint32_t group, uint64_t room_no, uint64_t from_seq);
+/* 17 bytes; the first 9 are the prefix of one room's edits. */
+size_t store_key_edit(uint8_t *k, uint64_t room_no, uint64_t seq);
+size_t store_key_floor(uint8_t *k, uint64_t room_no);
 
 /* Files column family: 'm' be64(room no) be64(file no) = the file's record (17 bytes; the
  * first 9 list a room's files); 'd' be64(room no) be64(file no) be32(chunk) = its bytes. */

@@ -363,7 +363,8 @@ static size_t sink_data(struct http_req *r, void *ctx, const char *p, size_t len
         if (n > CLUSTER_FILE_CHUNK - up->buf_len)
             n = CLUSTER_FILE_CHUNK - up->buf_len;
         if (up->total + n > up->max_bytes) {
-            fail(up, r, 413, "the file is larger than %" PRIu64 " KB, the limit ([web] max_file_size)",
+            fail(up, r, 413, "the file is larger than %" PRIu64 " KB, the limit (config.set "
+                 "max_file_size_kb, or [web] max_file_size)",
                  up->max_bytes / 1024);
             break;
         }
@@ -387,6 +388,13 @@ static void sink_done(struct http_req *r, void *ctx)
     maybe_finish(up, r);
 }
 
+/* MaxFileSizeKB: the pool's setting (config.set) or this node's [web] max_file_size. */
+static uint64_t max_file_bytes(const struct web_service *w)
+{
+    uint32_t kb = cluster_meta(w->cl)->settings.max_file_kb;
+    return kb != 0 ? (uint64_t)kb * 1024 : w->cfg.max_file_bytes;
+}
+
 static void sink_free(void *ctx)
 {
     struct upload *up = ctx;
@@ -404,10 +412,11 @@ bool web_files_upload_begin(struct web_service *w, struct http_req *r, struct we
         return false;
     }
     int64_t length = http_content_length(r);
-    if (length >= 0 && (uint64_t)length > w->cfg.max_file_bytes) {
+    uint64_t max = max_file_bytes(w);
+    if (length >= 0 && (uint64_t)length > max) {
         http_reply_error(r, 413, "the file is larger than %" PRIu64
-                                 " KB, the limit ([web] max_file_size)",
-                         w->cfg.max_file_bytes / 1024);
+                                 " KB, the limit (config.set max_file_size_kb, or [web] "
+                                 "max_file_size)", max / 1024);
         return false;
     }
     struct upload *up = pc_calloc(1, sizeof *up);
@@ -416,7 +425,7 @@ bool web_files_upload_begin(struct web_service *w, struct http_req *r, struct we
     up->refs = 1;
     up->ticket = http_ticket_new(r);
     up->name = pc_strdup(name);
-    up->max_bytes = w->cfg.max_file_bytes;
+    up->max_bytes = max;
     up->next = uploads;
     uploads = up;
     struct http_body_sink sink = {

@@ -264,14 +264,21 @@ static json_t *local_admin(void *ctx, const char *op, json_t *req)
         /* Get-CsPersistentChatConfiguration: what this node serves with (set in its config
          * file; every node of a pool should agree). */
         const struct pchatd_conf *c = &n->conf;
-        return json_pack("{s:b, s:{s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:s}}", "ok", 1, "config",
-                         "default_chat_history", c->chat_default_history, "max_history",
-                         c->chat_max_history, "participant_update_limit",
-                         c->chat_participant_update_limit, "max_file_size_kb",
-                         (json_int_t)(c->web_max_file_bytes / 1024), "message_max_chars",
-                         c->chat_message_max_chars, "post_rate", c->chat_post_rate,
-                         "auth_mode", c->auth_mode, "compliance_capture",
-                         c->compliance_capture);
+        const struct meta_settings *pool = &cluster_meta(n->cl)->settings;
+        /* "config": what this node serves with, the pool's settings (config.set) taking
+         * precedence over its file; "pool": those settings (0 = not set). */
+        return json_pack("{s:b, s:{s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:s}, s:o}", "ok", 1,
+                         "config", "default_chat_history",
+                         pool->default_history ? (int)pool->default_history : c->chat_default_history,
+                         "max_history", c->chat_max_history, "participant_update_limit",
+                         pool->participant_update_limit ? (int)pool->participant_update_limit
+                                                        : c->chat_participant_update_limit,
+                         "max_file_size_kb",
+                         (json_int_t)(pool->max_file_kb ? pool->max_file_kb
+                                                        : c->web_max_file_bytes / 1024),
+                         "message_max_chars", c->chat_message_max_chars, "post_rate",
+                         c->chat_post_rate, "auth_mode", c->auth_mode, "compliance_capture",
+                         c->compliance_capture, "pool", chat_settings_json(pool));
     }
     if (strcmp(op, "compliance.status") != 0)
         return NULL;
@@ -452,6 +459,7 @@ static int start(struct node *n)
                                 .balance = c->cluster_balance,
                                 .join = c->cluster_join,
                                 .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
+                                .retention_interval_ms = (unsigned)c->cluster_retention_interval_ms,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
                                 .compliance_classes = classes};

@@ -80,6 +80,9 @@ const struct pc_conf_item pchatd_conf_table[] = {
      "hand shard ownership to less loaded nodes so that every node owns its share"},
     {"cluster", "snapshot_entries", PC_CONF_INT, F(cluster_snapshot_entries), "1024", 16, 10000000,
      "raft entries between snapshots (bounds the raft log on disk)"},
+    {"cluster", "retention_interval_ms", PC_CONF_INT, F(cluster_retention_interval_ms), "60000", 0,
+     86400000, "how often the rooms' owners purge messages past their retention (rooms' and "
+     "categories' retention_days / retention_messages; 0 = never)"},
     {"cluster", "max_pending_posts", PC_CONF_INT, F(cluster_max_pending_posts), "20000", 1, 10000000,
      "posts waiting for commit before new ones get 503"},
 

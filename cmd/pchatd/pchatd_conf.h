@@ -49,6 +49,7 @@ struct pchatd_conf {
     bool cluster_balance;
     bool cluster_join;
     int cluster_max_pending_posts;
+    int cluster_retention_interval_ms;
     /* [chat] */
     int chat_default_history;
     int chat_max_history;

@@ -823,6 +823,10 @@ static size_t every_op(struct meta_op *ops)
     ops[n].positions[0] = (struct meta_compl_pos){0, 7, 1};
     ops[n].positions[1] = (struct meta_compl_pos){UINT32_MAX, UINT64_MAX, UINT32_MAX};
     ops[n++].n_positions = 2;
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].kind = META_OP_SETTINGS;
+    ops[n].settings = (struct meta_settings){30, 75, 20000, "Removed \xe2\x98\x95"};
+    n++;
     return n;
 }
 
@@ -874,6 +878,9 @@ static void assert_ops_equal(const struct meta_op *a, const struct meta_op *b)
             assert_true(a->positions[i].index == b->positions[i].index);
             assert_int_equal(a->positions[i].n, b->positions[i].n);
         }
+        break;
+    case META_OP_SETTINGS:
+        assert_memory_equal(&a->settings, &b->settings, sizeof a->settings);
         break;
     }
 }

@@ -1,0 +1,329 @@
+/* Administrators' changes to history on a 3-node pool (issue 7 item 3, Lync's
+ * Remove-CsPersistentChatMessage and Clear-CsPersistentChatRoom): messages removed or
+ * replaced by author, keywords and id, a room cleared up to a date, retention by count,
+ * all seen the same through every node; and a node that was down during the changes and
+ * catches up from a shard snapshot (no log entries left) shows them too once it owns the
+ * room. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pc_time.h"
+#include "tests/lib/tl.h"
+
+#define NODES 3
+#define NOTICE "This message was replaced by the Persistent Chat administrator."
+
+static const char *pool_conf = "[cluster]\nshards = 2\nelection_timeout_ms = 1000\n"
+                               "heartbeat_ms = 100\nsegment_size = 64k\nsnapshot_entries = 64\n";
+
+struct pool {
+    struct tl_node nodes[NODES];
+    char lobby[256];
+};
+
+static void pool_up(struct pool *p, int first_port)
+{
+    memset(p, 0, sizeof *p);
+    tl_pool_init(p->nodes, NODES, first_port, pool_conf);
+    tl_pool_start(p->nodes, NODES);
+    struct tl_client *c = tl_client_new(p->nodes[0].sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(c, "Lobby", p->lobby, sizeof p->lobby));
+    tl_client_close(c);
+}
+
+static void pool_down(struct pool *p)
+{
+    for (int k = 0; k < NODES; k++)
+        tl_node_stop(&p->nodes[k]);
+    for (int k = 0; k < NODES; k++)
+        tl_node_cleanup(&p->nodes[k]);
+}
+
+/* The room's history through a client on port as "id:text|…", oldest first. */
+static char *history(int port, const char *room_uri)
+{
+    struct tl_client *c = tl_client_new(port, "carol@example.test");
+    struct pcc_event *ev = tl_history(c, room_uri, 200, 0);
+    assert_non_null(ev);
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap);
+    if (ev->msg.n_rooms > 0)
+        for (size_t i = 0; i < ev->msg.rooms[0].n_msgs; i++) {
+            const struct xccos_chat *m = &ev->msg.rooms[0].msgs[i];
+            len += (size_t)snprintf(out + len, cap - len, "%llu:%s|", (unsigned long long)m->msg_id,
+                                    m->text);
+        }
+    pcc_event_free(ev);
+    tl_client_close(c);
+    return out;
+}
+
+/* pchatctl on node n; asserts success; the answer's integer field (or -1). */
+static long long ctl(struct tl_node *n, const char *args, const char *field)
+{
+    char out[16384], cmd[1024];
+    snprintf(cmd, sizeof cmd, "--json %s", args);
+    int rc = tl_pchatctl(n, out, sizeof out, cmd);
+    if (rc != 0)
+        fprintf(stderr, "pchatctl %s: %s\n", args, out);
+    assert_int_equal(rc, 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    json_t *v = field ? json_object_get(j, field) : NULL;
+    long long r = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(j);
+    return r;
+}
+
+static void __attribute__((format(printf, 3, 4))) post(struct tl_client *c, const char *room,
+                                                        const char *fmt, ...)
+{
+    char text[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    assert_int_equal(tl_post(c, room, text), 200);
+}
+
+/* Polls until every node's history equals want (the owner answers, but each node routes). */
+static void expect_everywhere(struct pool *p, const char *want)
+{
+    for (int k = 0; k < NODES; k++) {
+        if (p->nodes[k].pid == 0)
+            continue;
+        char *got = history(p->nodes[k].sip_port, p->lobby);
+        if (strcmp(got, want) != 0)
+            fprintf(stderr, "node %d history:\n  got  %s\n  want %s\n", k + 1, got, want);
+        assert_string_equal(got, want);
+        free(got);
+    }
+}
+
+static void removeReplaceAndClear_seenThroughEveryNode(void **state)
+{
+    (void)state;
+    struct pool p;
+    pool_up(&p, tl_port_base() + 10);
+    struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
+    struct tl_client *b = tl_client_new(p.nodes[1].sip_port, "bob@example.test");
+    assert_non_null(tl_join(a, p.lobby));
+    assert_non_null(tl_join(b, p.lobby));
+    post(a, p.lobby, "alice one %d", 1);        /* 1 */
+    post(b, p.lobby, "bob spam %d", 2);         /* 2 */
+    post(a, p.lobby, "the Launch code is %d", 3); /* 3 */
+    post(b, p.lobby, "bob spam %d", 4);         /* 4 */
+    post(a, p.lobby, "alice five %d", 5);       /* 5 */
+
+    /* Bad requests are refused with a reason and change nothing. */
+    char out[4096];
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out, "message remove Lobby"), 1);
+    assert_non_null(strstr(out, "say which messages"));
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "message remove Nowhere --user bob"), 1);
+    assert_non_null(strstr(out, "no room named"));
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "message remove Lobby --keywords x --match some"), 1);
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "message remove Lobby --to yesterday"), 1);
+    assert_non_null(strstr(out, "must be a date"));
+
+    /* Bob's posts removed (through node 2), the launch code replaced (case-insensitive
+     * keyword, through node 3), message 1 replaced by id with a notice of our own. */
+    assert_int_equal(ctl(&p.nodes[1], "message remove Lobby --user bob --remove yes", "changed"), 2);
+    assert_int_equal(ctl(&p.nodes[2], "message remove Lobby --keywords launch", "changed"), 1);
+    assert_int_equal(ctl(&p.nodes[2], "message remove Lobby --keywords LAUNCH --case_sensitive yes",
+                         "changed"), 0);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Lobby --id 1 --notice withdrawn", "changed"), 1);
+    expect_everywhere(&p, "1:withdrawn|3:" NOTICE "|5:alice five 5|");
+
+    /* Posting goes on with the next id; a clear up to a date keeps what came after it. */
+    tl_spin(20);
+    char cut[PC_ISO_LEN], args[256];
+    pc_time_iso(pc_wall_us(), cut);
+    tl_spin(20);
+    post(b, p.lobby, "after the cut %d", 6);
+    snprintf(args, sizeof args, "room clear Lobby --end_date %s", cut);
+    assert_int_equal(ctl(&p.nodes[1], args, "purged_up_to"), 5);
+    assert_int_equal(ctl(&p.nodes[1], args, "purged_up_to"), 5); /* again: nothing more */
+    expect_everywhere(&p, "6:after the cut 6|");
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out, "room clear Lobby"), 1);
+    assert_non_null(strstr(out, "end_date"));
+
+    /* Live clients keep going; the changes survive a restart of the whole pool. */
+    post(a, p.lobby, "still here %d", 7);
+    tl_client_close(a);
+    tl_client_close(b);
+    for (int k = 0; k < NODES; k++)
+        tl_node_stop(&p.nodes[k]);
+    tl_pool_start(p.nodes, NODES);
+    expect_everywhere(&p, "6:after the cut 6|7:still here 7|");
+
+    /* The pool-wide settings (Set-CsPersistentChatConfiguration): set through one node,
+     * served by all; the removal notice is the next replacement's default. */
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history 501"), 1);
+    assert_non_null(strstr(out, "default_chat_history"));
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history 5 --max_file_size_kb 64 "
+                                 "--removal_notice Moderated"), 0);
+    for (int k = 0; k < NODES; k++) {
+        json_t *j = NULL, *cfg = NULL;
+        /* The other nodes apply the change a moment later. */
+        for (int tries = 0; tries < 40; tries++, tl_spin(50)) {
+            json_decref(j);
+            assert_int_equal(tl_pchatctl(&p.nodes[k], out, sizeof out, "--json config get"), 0);
+            j = json_loads(out, 0, NULL);
+            cfg = json_object_get(j, "config");
+            if (json_integer_value(json_object_get(cfg, "default_chat_history")) == 5)
+                break;
+        }
+        assert_int_equal(json_integer_value(json_object_get(cfg, "default_chat_history")), 5);
+        assert_int_equal(json_integer_value(json_object_get(cfg, "max_file_size_kb")), 64);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pool"),
+                                                              "removal_notice")), "Moderated");
+        json_decref(j);
+    }
+    assert_int_equal(ctl(&p.nodes[2], "message remove Lobby --id 7", "changed"), 1);
+    expect_everywhere(&p, "6:after the cut 6|7:Moderated|");
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "config set --default_chat_history default"), 0);
+    pool_down(&p);
+}
+
+/* Node 3 is down while messages are edited and purged and the log moves far past it: it
+ * comes back through a shard snapshot, which carries the floor and the edits, and the
+ * messages it lacked are back-filled from a peer with the edits applied. */
+static void nodeDownDuringChanges_catchesUpFromSnapshot(void **state)
+{
+    (void)state;
+    struct pool p;
+    pool_up(&p, tl_port_base() + 10);
+    struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
+    assert_non_null(tl_join(a, p.lobby));
+    for (int i = 1; i <= 10; i++)
+        post(a, p.lobby, "early %d", i);
+    tl_node_stop(&p.nodes[2]);
+    for (int i = 11; i <= 20; i++)
+        post(a, p.lobby, i == 15 ? "secret %d" : "late %d", i);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Lobby --id 3 --remove yes", "changed"), 1);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Lobby --keywords secret", "changed"), 1);
+    char args[256], cut[PC_ISO_LEN];
+    /* Clear up to message 5's time: the room's messages 1-5 go. */
+    struct tl_client *r = tl_client_new(p.nodes[0].sip_port, "carol@example.test");
+    struct pcc_event *ev = tl_history(r, p.lobby, 200, 0);
+    assert_true(ev->msg.n_rooms == 1 && ev->msg.rooms[0].n_msgs >= 5);
+    int64_t t5 = 0;
+    for (size_t i = 0; i < ev->msg.rooms[0].n_msgs; i++)
+        if (ev->msg.rooms[0].msgs[i].msg_id == 5)
+            t5 = ev->msg.rooms[0].msgs[i].ts_us;
+    assert_true(t5 > 0);
+    pcc_event_free(ev);
+    tl_client_close(r);
+    pc_time_iso(t5, cut);
+    snprintf(args, sizeof args, "room clear Lobby --end_date %s", cut);
+    assert_int_equal(ctl(&p.nodes[0], args, "purged_up_to"), 5);
+    /* Enough entries for the leader to snapshot and drop the log node 3 would need. */
+    for (int i = 21; i <= 160; i++)
+        post(a, p.lobby, "filler %d", i);
+    tl_client_close(a);
+    tl_node_start(&p.nodes[2]);
+    /* Hand the room to node 3: its history then comes from its own store. */
+    char out[8192];
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out, "--json room get Lobby"), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    int shard = (int)json_integer_value(json_object_get(json_object_get(j, "room"), "shard"));
+    json_decref(j);
+    uint64_t deadline = pc_mono_ms() + 20000;
+    for (;;) {
+        snprintf(args, sizeof args, "shard transfer %d --node 3", shard + 1);
+        for (int k = 0; k < NODES; k++)
+            tl_pchatctl(&p.nodes[k], out, sizeof out, args);
+        tl_spin(300);
+        assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out, "--json room get Lobby"), 0);
+        j = json_loads(out, 0, NULL);
+        int owner = (int)json_integer_value(json_object_get(json_object_get(j, "room"), "owner"));
+        json_decref(j);
+        if (owner == 3)
+            break;
+        assert_true(pc_mono_ms() < deadline);
+    }
+    /* its messages 11-160 came through a snapshot install and a back-fill */
+    char *got = NULL;
+    deadline = pc_mono_ms() + 10000;
+    for (;;) {
+        free(got);
+        got = history(p.nodes[2].sip_port, p.lobby);
+        if (strncmp(got, "6:early 6|", 10) == 0 || pc_mono_ms() > deadline)
+            break;
+        tl_spin(200); /* the back-fill may still be running: history answers "unavailable" */
+    }
+    static const char head[] = "6:early 6|7:early 7|8:early 8|9:early 9|10:early 10|11:late 11|";
+    if (strncmp(got, head, strlen(head)) != 0 ||
+        strstr(got, "15:" NOTICE "|16:late 16|") == NULL ||
+        strstr(got, "secret") != NULL)
+        fprintf(stderr, "node 3 history: %.600s\n", got);
+    assert_memory_equal(got, head, strlen(head));
+    assert_true(tl_node_log_contains(&p.nodes[2], "back-filled"));
+    assert_non_null(strstr(got, "15:" NOTICE "|16:late 16|"));
+    assert_null(strstr(got, "secret"));
+    free(got);
+    pool_down(&p);
+}
+
+/* Retention by count under continuous posting: the category keeps 30, the room overrides
+ * it with 10, and once posting stops every node shows exactly the newest 10, ids
+ * contiguous; the room set back to "inherit" keeps the category's 30 from then on. */
+static void retention_keepsNewest_whilePosting(void **state)
+{
+    (void)state;
+    struct pool p;
+    memset(&p, 0, sizeof p);
+    char conf[512];
+    snprintf(conf, sizeof conf, "%sretention_interval_ms = 200\n", pool_conf);
+    tl_pool_init(p.nodes, NODES, tl_port_base() + 10, conf);
+    tl_pool_start(p.nodes, NODES);
+    struct tl_client *a = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(a, "Lobby", p.lobby, sizeof p.lobby));
+    assert_non_null(tl_join(a, p.lobby));
+    char out[4096];
+    assert_int_equal(tl_pchatctl(&p.nodes[0], out, sizeof out,
+                                 "category set General --retention_messages 30"), 0);
+    assert_int_equal(tl_pchatctl(&p.nodes[1], out, sizeof out,
+                                 "room set Lobby --retention_messages 10"), 0);
+    assert_int_equal(tl_pchatctl(&p.nodes[1], out, sizeof out,
+                                 "room set Lobby --retention_messages many"), 1);
+    assert_non_null(strstr(out, "inherit"));
+    for (int i = 1; i <= 60; i++)
+        post(a, p.lobby, "m%d", i);
+    tl_spin(800); /* a few retention passes */
+    expect_everywhere(&p, "51:m51|52:m52|53:m53|54:m54|55:m55|56:m56|57:m57|58:m58|59:m59|60:m60|");
+    assert_int_equal(tl_pchatctl(&p.nodes[2], out, sizeof out,
+                                 "room set Lobby --retention_messages inherit"), 0);
+    for (int i = 61; i <= 100; i++)
+        post(a, p.lobby, "m%d", i);
+    tl_spin(800);
+    char *got = history(p.nodes[2].sip_port, p.lobby);
+    assert_int_equal(strncmp(got, "71:m71|72:m72|", 14), 0);
+    assert_non_null(strstr(got, "|100:m100|"));
+    free(got);
+    tl_client_close(a);
+    pool_down(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(removeReplaceAndClear_seenThroughEveryNode),
+        cmocka_unit_test(nodeDownDuringChanges_catchesUpFromSnapshot),
+        cmocka_unit_test(retention_keepsNewest_whilePosting),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
