@@ -25,6 +25,8 @@ int search_open(uv_loop_t *loop, struct store *st, const struct search_config *c
         s->cfg.interval_ms = 200;
     if (s->cfg.batch == 0)
         s->cfg.batch = 2000;
+    if (s->cfg.edits_ms == 0)
+        s->cfg.edits_ms = 5000;
     /* Opening creates the schema: a few milliseconds, once, before the node serves. */
     int rc = sdb_open(&s->w, s->path, err, errlen);
     if (rc != 0) {
@@ -79,6 +81,7 @@ void search_maybe_finish(struct search *s)
         sqlite3_close(s->readers[i]);
     uv_mutex_destroy(&s->readers_lock);
     search_marks_free(&s->marks);
+    search_marks_free(&s->floors);
     pc_free(s->stale);
     pc_free(s->path);
     void (*cb)(void *) = s->stop_cb;

@@ -36,6 +36,7 @@ struct search_config {
     const char *path;      /* the SQLite file (created; rebuilt from scratch if unreadable) */
     unsigned interval_ms;  /* indexer wake-up period (200) */
     unsigned batch;        /* messages per indexing transaction (2000) */
+    unsigned edits_ms;     /* how often removals/replacements are looked for (5000) */
 };
 
 /* Opens the index (creating it) and starts the indexer on loop. Reads the store from the

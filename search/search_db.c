@@ -7,7 +7,8 @@
  * msg_text  FTS5 over the text (unicode61: case-folded tokens). It keeps its own copy of
  *           the text so that a row can be deleted when the message is gone from the store.
  * mark      per room, the seq up to which every message is indexed (written in the same
- *           transaction as the rows, so a crash never skips or doubles a message). */
+ *           transaction as the rows, so a crash never skips or doubles a message).
+ * floor     per room, the purge floor whose rows are already deleted. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +26,8 @@ static const char *const schema =
     " flags INTEGER NOT NULL DEFAULT 0, UNIQUE(room, seq));"
     "CREATE INDEX IF NOT EXISTS msg_time ON msg(ts, room, seq);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS msg_text USING fts5(text, tokenize = 'unicode61');"
-    "CREATE TABLE IF NOT EXISTS mark(room INTEGER PRIMARY KEY, seq INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS mark(room INTEGER PRIMARY KEY, seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS floor(room INTEGER PRIMARY KEY, seq INTEGER NOT NULL);";
 
 int sdb_exec(sqlite3 *db, const char *sql)
 {
@@ -48,7 +50,8 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 static void finalize_all(struct sdb *w)
 {
     sqlite3_stmt **all[] = {&w->ins_msg, &w->ins_text, &w->find, &w->del_msg,
-                            &w->del_text, &w->set_mark};
+                            &w->del_text, &w->set_mark, &w->floor_text, &w->floor_msg,
+                            &w->set_floor, &w->flags_of};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -66,6 +69,12 @@ static int prepare_all(struct sdb *w)
     rc = rc ? rc : prepare(w->db, "DELETE FROM msg_text WHERE rowid = ?", &w->del_text);
     rc = rc ? rc : prepare(w->db, "INSERT OR REPLACE INTO mark(room, seq) VALUES (?, ?)",
                            &w->set_mark);
+    rc = rc ? rc : prepare(w->db, "DELETE FROM msg_text WHERE rowid IN "
+                                  "(SELECT id FROM msg WHERE room = ?1 AND seq <= ?2)", &w->floor_text);
+    rc = rc ? rc : prepare(w->db, "DELETE FROM msg WHERE room = ?1 AND seq <= ?2", &w->floor_msg);
+    rc = rc ? rc : prepare(w->db, "INSERT OR REPLACE INTO floor(room, seq) VALUES (?1, ?2)",
+                           &w->set_floor);
+    rc = rc ? rc : prepare(w->db, "SELECT flags FROM msg WHERE room = ? AND seq = ?", &w->flags_of);
     return rc;
 }
 
@@ -154,7 +163,7 @@ int sdb_reset(struct sdb *w)
     char sql[1200];
     snprintf(sql, sizeof sql,
              "BEGIN; DROP TABLE IF EXISTS msg_text; DROP TABLE IF EXISTS msg;"
-             " DROP TABLE IF EXISTS mark; %s COMMIT;", schema);
+             " DROP TABLE IF EXISTS mark; DROP TABLE IF EXISTS floor; %s COMMIT;", schema);
     int rc = sdb_exec(w->db, sql);
     if (rc != 0)
         sdb_exec(w->db, "ROLLBACK");
@@ -213,6 +222,33 @@ int sdb_set_mark(struct sdb *w, uint64_t room_no, uint64_t seq)
     return step_done(w->db, w->set_mark);
 }
 
+int sdb_apply_floor(struct sdb *w, uint64_t room_no, uint64_t seq)
+{
+    sqlite3_stmt *st[] = {w->floor_text, w->floor_msg, w->set_floor};
+    int deleted = 0;
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_bind_int64(st[i], 1, (sqlite3_int64)room_no);
+        sqlite3_bind_int64(st[i], 2, (sqlite3_int64)seq);
+        if (step_done(w->db, st[i]) != 0)
+            return PC_EIO;
+        if (i == 1)
+            deleted = sqlite3_changes(w->db);
+    }
+    return deleted;
+}
+
+int sdb_row_flags(struct sdb *w, uint64_t room_no, uint64_t seq, unsigned *flags)
+{
+    sqlite3_bind_int64(w->flags_of, 1, (sqlite3_int64)room_no);
+    sqlite3_bind_int64(w->flags_of, 2, (sqlite3_int64)seq);
+    int rc = sqlite3_step(w->flags_of);
+    if (rc == SQLITE_ROW)
+        *flags = (unsigned)sqlite3_column_int(w->flags_of, 0);
+    sqlite3_reset(w->flags_of);
+    sqlite3_clear_bindings(w->flags_of);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : PC_EIO;
+}
+
 uint64_t sdb_rows(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
@@ -234,11 +270,13 @@ void search_marks_free(struct search_mark **marks)
     }
 }
 
-int sdb_load_marks(struct sdb *w, struct search_mark **marks)
+int sdb_load_marks(struct sdb *w, const char *table, struct search_mark **marks)
 {
     search_marks_free(marks);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(w->db, "SELECT room, seq FROM mark", -1, &st, NULL) != SQLITE_OK)
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT room, seq FROM %s", table);
+    if (sqlite3_prepare_v2(w->db, sql, -1, &st, NULL) != SQLITE_OK)
         return PC_EIO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -23,6 +23,7 @@
 
 struct mark_update {
     uint64_t room_no, seq;
+    bool floor; /* a purge floor applied, not a watermark */
 };
 
 /* A room whose messages from `from` on are waiting for back-fill. */
@@ -35,6 +36,7 @@ struct index_pass {
     struct search *s;
     bool init;                    /* the first pass: load the marks, count the rows */
     bool reset;                   /* rebuild: empty the index first */
+    bool scan_edits;              /* look for removals/replacements too */
     struct search_stale *stale;   /* hits the store disagreed with */
     size_t n_stale;
     unsigned budget;              /* messages this pass may index */
@@ -100,13 +102,32 @@ static size_t holes_load(struct store *st, struct hole **out)
     return n;
 }
 
-static void note_mark(struct index_pass *p, uint64_t room_no, uint64_t seq)
+static void note_mark(struct index_pass *p, uint64_t room_no, uint64_t seq, bool floor)
 {
     if (p->n_updates == p->cap_updates) {
         p->cap_updates = p->cap_updates ? p->cap_updates * 2 : 64;
         p->updates = pc_realloc(p->updates, p->cap_updates * sizeof *p->updates);
     }
-    p->updates[p->n_updates++] = (struct mark_update){room_no, seq};
+    p->updates[p->n_updates++] = (struct mark_update){room_no, seq, floor};
+}
+
+static uint64_t mark_of(struct search_mark *marks, uint64_t room_no)
+{
+    struct search_mark *m;
+    HASH_FIND(hh, marks, &room_no, sizeof room_no, m);
+    return m != NULL ? m->seq : 0;
+}
+
+static void mark_set(struct search_mark **marks, uint64_t room_no, uint64_t seq)
+{
+    struct search_mark *m;
+    HASH_FIND(hh, *marks, &room_no, sizeof room_no, m);
+    if (m == NULL) {
+        m = pc_calloc(1, sizeof *m);
+        m->room_no = room_no;
+        HASH_ADD(hh, *marks, room_no, sizeof m->room_no, m);
+    }
+    m->seq = seq;
 }
 
 /* Indexes messages (mark, upto] of a room within the budget; returns the new mark. */
@@ -155,29 +176,83 @@ static uint64_t index_room(struct index_pass *p, uint64_t room_no, uint64_t mark
     return reached > mark ? reached : mark;
 }
 
-/* The store no longer agrees with these rows: drop them, and index again what is there. */
-static void fix_stale(struct index_pass *p)
+/* The store no longer agrees with a row: drop it, and index again what the store has. */
+static void reindex(struct index_pass *p, uint64_t room_no, uint64_t seq)
 {
     struct search *s = p->s;
-    for (size_t i = 0; i < p->n_stale && p->rc == 0; i++) {
-        int rc = sdb_delete(&s->w, p->stale[i].room_no, p->stale[i].seq);
-        if (rc < 0) {
-            p->rc = rc;
-            break;
-        }
-        p->rows_delta -= rc;
-        struct pc_arena arena = {0};
-        struct room_msg m;
-        if (search_read_msg(s->st, p->stale[i].room_no, p->stale[i].seq, &m, &arena) == 0 &&
-            !(search_msg_flags(&m) & SEARCH_MSG_REMOVED)) {
-            rc = sdb_insert(&s->w, &m, search_msg_flags(&m));
-            if (rc < 0)
-                p->rc = rc;
-            else
-                p->rows_delta += rc;
-        }
-        pc_arena_free(&arena);
+    int rc = sdb_delete(&s->w, room_no, seq);
+    if (rc < 0) {
+        p->rc = rc;
+        return;
     }
+    p->rows_delta -= rc;
+    struct pc_arena arena = {0};
+    struct room_msg m;
+    if (search_read_msg(s->st, room_no, seq, &m, &arena) == 0 &&
+        !(search_msg_flags(&m) & SEARCH_MSG_REMOVED)) {
+        rc = sdb_insert(&s->w, &m, search_msg_flags(&m));
+        if (rc < 0)
+            p->rc = rc;
+        else
+            p->rows_delta += rc;
+    }
+    pc_arena_free(&arena);
+}
+
+/* Rows that queries found stale (removed, replaced, purged since they were indexed). */
+static void fix_stale(struct index_pass *p)
+{
+    for (size_t i = 0; i < p->n_stale && p->rc == 0; i++)
+        reindex(p, p->stale[i].room_no, p->stale[i].seq);
+}
+
+/* Purges raise a room's floor ('p' + room → seq): its rows up to there go, in one delete. */
+static void apply_floors(struct index_pass *p)
+{
+    struct search *s = p->s;
+    uint8_t lo[1] = {STORE_TAG_FLOOR}, hi[1] = {STORE_TAG_FLOOR + 1};
+    struct store_iter *it = store_iter_new(s->st, STORE_CF_STATE, lo, 1, hi, 1);
+    for (store_iter_first(it); store_iter_valid(it) && p->rc == 0; store_iter_next(it)) {
+        struct pc_str k = store_iter_key(it), v = store_iter_value(it);
+        if (k.len != 9 || v.len != 8)
+            continue;
+        uint64_t room = pc_be64_read((const uint8_t *)k.p + 1);
+        uint64_t floor = pc_be64_read((const uint8_t *)v.p);
+        if (floor <= mark_of(s->floors, room))
+            continue;
+        int rc = sdb_apply_floor(&s->w, room, floor);
+        if (rc < 0)
+            p->rc = rc;
+        else {
+            p->rows_delta -= rc;
+            note_mark(p, room, floor, true);
+        }
+    }
+    store_iter_free(it);
+}
+
+/* Removals and replacements ('e' + room + seq → version, flags, notice): a row indexed with
+ * other flags is indexed again. Edits are few, but they are never deleted, so this full
+ * scan runs only every edits_ms; queries check every hit meanwhile anyway. */
+static void apply_edits(struct index_pass *p)
+{
+    struct search *s = p->s;
+    uint8_t lo[1] = {STORE_TAG_EDIT}, hi[1] = {STORE_TAG_EDIT + 1};
+    struct store_iter *it = store_iter_new(s->st, STORE_CF_STATE, lo, 1, hi, 1);
+    for (store_iter_first(it); store_iter_valid(it) && p->rc == 0; store_iter_next(it)) {
+        struct pc_str k = store_iter_key(it), v = store_iter_value(it);
+        if (k.len != 17 || v.len < 2)
+            continue;
+        uint64_t room = pc_be64_read((const uint8_t *)k.p + 1);
+        uint64_t seq = pc_be64_read((const uint8_t *)k.p + 9);
+        unsigned flags = (uint8_t)v.p[1], indexed;
+        int rc = sdb_row_flags(&s->w, room, seq, &indexed);
+        if (rc < 0)
+            p->rc = rc;
+        else if (rc == 1 && indexed != flags)
+            reindex(p, room, seq);
+    }
+    store_iter_free(it);
 }
 
 static void index_rooms(struct index_pass *p)
@@ -197,15 +272,13 @@ static void index_rooms(struct index_pass *p)
         for (size_t i = 0; i < n_holes; i++)
             if (holes[i].room_no == room && holes[i].from <= upto)
                 upto = holes[i].from > 0 ? holes[i].from - 1 : 0;
-        struct search_mark *m;
-        HASH_FIND(hh, s->marks, &room, sizeof room, m);
-        uint64_t mark = m != NULL ? m->seq : 0, now = mark;
+        uint64_t mark = mark_of(s->marks, room), now = mark;
         if (upto > mark && !p->full) {
             now = index_room(p, room, mark, upto);
             if (now != mark) {
                 if (sdb_set_mark(&s->w, room, now) != 0)
                     p->rc = PC_EIO;
-                note_mark(p, room, now);
+                note_mark(p, room, now, false);
             }
         }
         if (last > now)
@@ -222,6 +295,7 @@ static void pass_work(uv_work_t *req)
     uint64_t t0 = pc_mono_ns();
     if (p->reset) {
         search_marks_free(&s->marks);
+        search_marks_free(&s->floors);
         p->rc = sdb_reset(&s->w);
         if (p->rc != 0)
             return;
@@ -229,7 +303,9 @@ static void pass_work(uv_work_t *req)
         p->rows_abs = 0;
     } else if (p->init) {
         /* Here rather than at open: on a big index these take a while. */
-        p->rc = sdb_load_marks(&s->w, &s->marks);
+        p->rc = sdb_load_marks(&s->w, "mark", &s->marks);
+        if (p->rc == 0)
+            p->rc = sdb_load_marks(&s->w, "floor", &s->floors);
         if (p->rc != 0)
             return;
         p->rows_known = true;
@@ -241,6 +317,10 @@ static void pass_work(uv_work_t *req)
     }
     fix_stale(p);
     if (p->rc == 0)
+        apply_floors(p);
+    if (p->rc == 0 && p->scan_edits)
+        apply_edits(p);
+    if (p->rc == 0)
         index_rooms(p);
     if (p->rc == 0 && sdb_exec(s->w.db, "COMMIT") != 0)
         p->rc = PC_EIO;
@@ -248,16 +328,9 @@ static void pass_work(uv_work_t *req)
         sdb_exec(s->w.db, "ROLLBACK");
         return;
     }
-    struct search_mark *m;
-    for (size_t i = 0; i < p->n_updates; i++) {
-        HASH_FIND(hh, s->marks, &p->updates[i].room_no, sizeof p->updates[i].room_no, m);
-        if (m == NULL) {
-            m = pc_calloc(1, sizeof *m);
-            m->room_no = p->updates[i].room_no;
-            HASH_ADD(hh, s->marks, room_no, sizeof m->room_no, m);
-        }
-        m->seq = p->updates[i].seq;
-    }
+    for (size_t i = 0; i < p->n_updates; i++)
+        mark_set(p->updates[i].floor ? &s->floors : &s->marks, p->updates[i].room_no,
+                 p->updates[i].seq);
     p->elapsed_us = (pc_mono_ns() - t0) / 1000;
 }
 
@@ -316,6 +389,11 @@ static void start_pass(struct search *s)
     p->req.data = p;
     p->budget = s->cfg.batch;
     p->init = !s->marks_loaded;
+    uint64_t now = pc_mono_ms();
+    if (now - s->last_edit_scan_ms >= s->cfg.edits_ms) {
+        p->scan_edits = true;
+        s->last_edit_scan_ms = now;
+    }
     p->reset = s->rebuild_asked;
     s->rebuild_asked = false;
     if (p->reset) {

@@ -12,19 +12,12 @@
 #include "common/pc_arena.h"
 #include "search/search.h"
 
-/* Message flags the integrator's admin removal adds to struct room_msg (ROOM_MSG_REMOVED,
- * ROOM_MSG_REPLACED). Read through search_msg_flags so this module builds before and after
- * that change lands; the values are the stored ones. */
-#define SEARCH_MSG_REMOVED 1u
-#define SEARCH_MSG_REPLACED 2u
+/* An administrator's removal/replacement (cluster.h) as this module reads it. */
+#define SEARCH_MSG_REMOVED ROOM_MSG_REMOVED
+#define SEARCH_MSG_REPLACED ROOM_MSG_REPLACED
 static inline unsigned search_msg_flags(const struct room_msg *m)
 {
-#ifdef ROOM_MSG_REMOVED
     return m->flags;
-#else
-    (void)m;
-    return 0;
-#endif
 }
 
 /* ---- search_db.c: the SQLite file ------------------------------------------------------ */
@@ -33,6 +26,7 @@ static inline unsigned search_msg_flags(const struct room_msg *m)
 struct sdb {
     sqlite3 *db;
     sqlite3_stmt *ins_msg, *ins_text, *find, *del_msg, *del_text, *set_mark;
+    sqlite3_stmt *floor_text, *floor_msg, *set_floor, *flags_of;
 };
 
 /* Opens the file for writing, creating the schema; a file that cannot be used (corrupt,
@@ -49,6 +43,10 @@ int sdb_insert(struct sdb *w, const struct room_msg *m, unsigned flags);
 /* Removes a message's row: 1, or 0 when there was none; PC_EIO. */
 int sdb_delete(struct sdb *w, uint64_t room_no, uint64_t seq);
 int sdb_set_mark(struct sdb *w, uint64_t room_no, uint64_t seq);
+/* A purge raised the room's floor: removes its rows up to seq; returns how many, or PC_EIO. */
+int sdb_apply_floor(struct sdb *w, uint64_t room_no, uint64_t seq);
+/* The flags a message was indexed with: 1 (in *flags), 0 when it has no row, PC_EIO. */
+int sdb_row_flags(struct sdb *w, uint64_t room_no, uint64_t seq, unsigned *flags);
 uint64_t sdb_rows(sqlite3 *db);
 
 /* Per room: every message up to seq is in the index (worker). */
@@ -57,7 +55,8 @@ struct search_mark {
     uint64_t room_no;
     uint64_t seq;
 };
-int sdb_load_marks(struct sdb *w, struct search_mark **marks);
+/* Loads table "mark" (watermarks) or "floor" (purge floors applied) into a hash. */
+int sdb_load_marks(struct sdb *w, const char *table, struct search_mark **marks);
 void search_marks_free(struct search_mark **marks);
 
 /* ---- the service ------------------------------------------------------------------------ */
@@ -78,7 +77,9 @@ struct search {
     uv_timer_t timer;
     struct sdb w;                  /* worker */
     struct search_mark *marks;     /* worker */
+    struct search_mark *floors;    /* worker: purge floors already applied to the index */
     bool marks_loaded;
+    uint64_t last_edit_scan_ms;
     struct index_pass *pass;       /* the pass in flight, or NULL */
     bool rebuild_asked;
     struct search_stale *stale;    /* waiting for the next pass */

@@ -413,7 +413,8 @@ static void start_search(struct node *n)
     char path[1100], err[512];
     snprintf(path, sizeof path, "%s/search.sqlite", c->data_dir);
     struct search_config sc = {.path = path, .interval_ms = (unsigned)c->search_interval_ms,
-                               .batch = (unsigned)c->search_batch};
+                               .batch = (unsigned)c->search_batch,
+                               .edits_ms = (unsigned)c->search_edits_ms};
     if (search_open(&n->loop, cluster_store(n->cl), &sc, &n->search, err, sizeof err) != 0)
         pc_error("pchatd: search disabled on this node: %s", err);
 }

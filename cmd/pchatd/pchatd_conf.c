@@ -124,6 +124,9 @@ const struct pc_conf_item pchatd_conf_table[] = {
      "how often the indexer looks for new messages"},
     {"search", "batch", PC_CONF_INT, F(search_batch), "2000", 10, 1000000,
      "messages indexed per transaction (a full batch is followed by the next one at once)"},
+    {"search", "edits_interval_ms", PC_CONF_INT, F(search_edits_ms), "5000", 10, 3600000,
+     "how often the index looks for administrators' removals and replacements (until then "
+     "every hit is checked against the store anyway)"},
 
     {"web", "listen", PC_CONF_STR, F(web_listen), "127.0.0.1", 0, 0,
      "IPv4 address of the web services (room page, files, admin API, /metrics)"},

@@ -70,6 +70,7 @@ struct pchatd_conf {
     bool search_enabled;
     int search_interval_ms;
     int search_batch;
+    int search_edits_ms;
     /* [web] */
     char *web_listen;
     int web_port;

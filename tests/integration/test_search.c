@@ -178,7 +178,7 @@ static int setup(void **state)
     (void)state;
     tl_pool_init(pool, NODES, tl_port_base() + 3,
                  "[cluster]\nshards = 4\nelection_timeout_ms = 1000\nheartbeat_ms = 100\n"
-                 "[auth]\nmode = off\n[search]\ninterval_ms = 50\n[web]\nmetrics_public = yes\n");
+                 "[auth]\nmode = off\n[search]\ninterval_ms = 50\nedits_interval_ms = 200\n[web]\nmetrics_public = yes\n");
     tl_pool_start(pool, NODES);
     ctl(0, "room new Closed --category General --privacy closed "
            "--members alice@example.test,bob@example.test");
@@ -377,6 +377,55 @@ static void search_rebuildAndMetrics(void **state)
     pc_buf_free(&body);
 }
 
+/* Messages in node i's index (pchatctl index status). */
+static long long index_messages(int i)
+{
+    char out[8192];
+    assert_int_equal(tl_pchatctl(&pool[i], out, sizeof out, "--json index status"), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(j, "index"), "messages"));
+    json_decref(j);
+    return n;
+}
+
+/* Administrators' removals, replacements and clears (message.remove, room.clear) show in
+ * every node's answers: removed and purged messages are never returned (each hit is checked
+ * against the store), a replacement is found by its notice, and the rows go. */
+static void search_followsRemovalsAndClears(void **state)
+{
+    (void)state;
+    char buf[4096];
+    ctl(0, "room new Edits --category General --privacy open");
+    post(0, "alice@example.test", "Edits", "mango alpha");
+    post(1, "bob@example.test", "Edits", "mango beta");
+    post(2, "alice@example.test", "Edits", "mango gamma");
+    post(0, "carol@example.test", "Edits", "papaya old news");
+    for (int i = 0; i < NODES; i++)
+        wait_hits(i, "alice", "q=mango+papaya&room=Edits", 4);
+
+    ctl(0, "message remove --room Edits --keywords gamma --remove true");
+    for (int i = 0; i < NODES; i++) {
+        wait_hits(i, "alice", "q=mango&room=Edits", 2);
+        wait_hits(i, "carol", "q=gamma", 0);
+    }
+    ctl(1, "message remove --room Edits --keywords beta --notice 'redacted by the admin'");
+    for (int i = 0; i < NODES; i++) {
+        /* Found by its notice without anyone meeting the old row first. */
+        wait_hits(i, "bob", "q=redacted", 1);
+        assert_int_equal(search(i, "bob", "q=redacted", buf, sizeof buf, NULL, 0), 1);
+        assert_string_equal(buf, "redacted by the admin");
+        wait_hits(i, "bob", "q=beta", 0);
+    }
+    long long before = index_messages(2);
+    ctl(2, "room clear --room Edits --end_date now");
+    for (int i = 0; i < NODES; i++)
+        wait_hits(i, "alice", "q=mango+papaya+redacted&room=Edits", 0);
+    uint64_t deadline = pc_mono_ms() + 10000;
+    while (index_messages(2) > before - 3 && pc_mono_ms() < deadline)
+        usleep(50000);
+    assert_true(index_messages(2) <= before - 3);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -386,6 +435,7 @@ int main(void)
         cmocka_unit_test(search_badQueries),
         cmocka_unit_test(search_survivesRestartAndFailover),
         cmocka_unit_test(search_rebuildAndMetrics),
+        cmocka_unit_test(search_followsRemovalsAndClears),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
