@@ -83,7 +83,8 @@ static int prepare_all(struct sdb *w)
 static int configure(sqlite3 *db)
 {
     sqlite3_busy_timeout(db, 5000);
-    return sdb_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    return sdb_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                       " PRAGMA journal_size_limit = 4194304;");
 }
 
 static int try_open(struct sdb *w, const char *path)
