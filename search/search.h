@@ -51,11 +51,15 @@ void search_stop(struct search *s, void (*cb)(void *arg), void *arg);
 /* Throws the index away and builds it again from the store, in the background. */
 void search_rebuild(struct search *s);
 
-/* Position in the newest-first order (ts, room, seq) — a page starts below it. */
+/* Position in the newest-first order — a page starts below it. The order key of a message
+ * is its time in microseconds × 1024 plus 10 bits of a hash of (room, seq) (search_key), so
+ * that FTS5 walks matches newest first by rowid without sorting them, and the same message
+ * has the same key on every node (two messages of one microsecond whose hashes collide get
+ * the next free key: only then may a cursor differ between nodes). */
 struct search_cursor {
-    int64_t ts_us;
-    uint64_t room_no, seq;
+    int64_t key;
 };
+int64_t search_key(int64_t ts_us, uint64_t room_no, uint64_t seq);
 
 struct search_request {
     const char *text;               /* the words (see search_expr.h for the syntax) */
@@ -74,6 +78,7 @@ struct search_request {
 struct search_hit {
     uint64_t room_no, seq;
     int64_t ts_us;
+    int64_t key;                    /* its place in the order (the cursor after it) */
     const char *author;
     const char *text;               /* as the store has it now */
 };

@@ -2,10 +2,14 @@
  * threads only (and at open/close, when nothing else runs).
  *
  * msg       one row per indexed message: room, seq, time, author, the flags it was indexed
- *           with; id is the rowid of its text in msg_text. UNIQUE(room, seq) makes indexing
- *           idempotent (a pass that died before its commit simply runs again).
- * msg_text  FTS5 over the text (unicode61: case-folded tokens). It keeps its own copy of
- *           the text so that a row can be deleted when the message is gone from the store.
+ *           with; id is its order key (search_key: newest first = highest id) and the rowid
+ *           of its text in msg_text, so a query walks FTS5's matches in rowid order and
+ *           stops after a page instead of sorting every match. UNIQUE(room, seq) makes
+ *           indexing idempotent (a pass that died before its commit simply runs again).
+ * msg_text  FTS5 over the text (unicode61: case-folded tokens), plus the room as a token
+ *           ("r17") and the author, so that a search of a few rooms or authors is narrowed
+ *           by the index itself rather than by walking every match. It keeps its own copy
+ *           of the text so that a row can be deleted when the message is gone from the store.
  * mark      per room, the seq up to which every message is indexed (written in the same
  *           transaction as the rows, so a crash never skips or doubles a message).
  * floor     per room, the purge floor whose rows are already deleted. */
@@ -16,16 +20,19 @@
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "search/search_expr.h"
 #include "search/search_int.h"
 
-#define SCHEMA_VERSION 1
+/* 2: rowids are order keys (search_key); 3: room and author tags in msg_text. A file of
+ * another version is rebuilt. */
+#define SCHEMA_VERSION 3
 
 static const char *const schema =
     "CREATE TABLE IF NOT EXISTS msg(id INTEGER PRIMARY KEY, room INTEGER NOT NULL,"
     " seq INTEGER NOT NULL, ts INTEGER NOT NULL, author TEXT NOT NULL,"
     " flags INTEGER NOT NULL DEFAULT 0, UNIQUE(room, seq));"
-    "CREATE INDEX IF NOT EXISTS msg_time ON msg(ts, room, seq);"
-    "CREATE VIRTUAL TABLE IF NOT EXISTS msg_text USING fts5(text, tokenize = 'unicode61');"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS msg_text USING fts5(text, room_tag, author_tag,"
+    " tokenize = 'unicode61');"
     "CREATE TABLE IF NOT EXISTS mark(room INTEGER PRIMARY KEY, seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS floor(room INTEGER PRIMARY KEY, seq INTEGER NOT NULL);";
 
@@ -61,9 +68,10 @@ static void finalize_all(struct sdb *w)
 static int prepare_all(struct sdb *w)
 {
     int rc = 0;
-    rc = rc ? rc : prepare(w->db, "INSERT OR IGNORE INTO msg(room, seq, ts, author, flags) "
-                                  "VALUES (?, ?, ?, ?, ?)", &w->ins_msg);
-    rc = rc ? rc : prepare(w->db, "INSERT INTO msg_text(rowid, text) VALUES (?, ?)", &w->ins_text);
+    rc = rc ? rc : prepare(w->db, "INSERT OR IGNORE INTO msg(id, room, seq, ts, author, flags) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", &w->ins_msg);
+    rc = rc ? rc : prepare(w->db, "INSERT INTO msg_text(rowid, text, room_tag, author_tag) "
+                                  "VALUES (?, ?, ?, ?)", &w->ins_text);
     rc = rc ? rc : prepare(w->db, "SELECT id FROM msg WHERE room = ? AND seq = ?", &w->find);
     rc = rc ? rc : prepare(w->db, "DELETE FROM msg WHERE id = ?", &w->del_msg);
     rc = rc ? rc : prepare(w->db, "DELETE FROM msg_text WHERE rowid = ?", &w->del_text);
@@ -87,8 +95,9 @@ static int configure(sqlite3 *db)
                        " PRAGMA journal_size_limit = 4194304;");
 }
 
-static int try_open(struct sdb *w, const char *path)
+static int try_open(struct sdb *w, const char *path, char *why, size_t whylen)
 {
+    snprintf(why, whylen, "cannot open it");
     memset(w, 0, sizeof *w);
     if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                           SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
@@ -101,8 +110,12 @@ static int try_open(struct sdb *w, const char *path)
         sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (version != 0 && version != SCHEMA_VERSION)
+    if (version != 0 && version != SCHEMA_VERSION) {
+        snprintf(why, whylen, "made by index version %d, this node uses %d", version,
+                 SCHEMA_VERSION);
         return PC_ECORRUPT;
+    }
+    snprintf(why, whylen, "%s", sqlite3_errmsg(w->db));
     char sql[1200];
     snprintf(sql, sizeof sql, "BEGIN; %s PRAGMA user_version = %d; COMMIT;", schema,
              SCHEMA_VERSION);
@@ -116,10 +129,12 @@ static int try_open(struct sdb *w, const char *path)
 
 int sdb_open(struct sdb *w, const char *path, char *err, size_t errlen)
 {
-    if (try_open(w, path) == 0)
+    char why[200];
+    if (try_open(w, path, why, sizeof why) == 0)
         return 0;
-    pc_warn("search: the index %s cannot be used (%s): rebuilding it from the store", path,
-            w->db != NULL ? sqlite3_errmsg(w->db) : "cannot open");
+    if (w->db != NULL && sqlite3_errcode(w->db) != SQLITE_OK)
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(w->db));
+    pc_warn("search: the index %s cannot be used (%s): rebuilding it from the store", path, why);
     sdb_close(w);
     char aux[1100];
     unlink(path);
@@ -127,7 +142,7 @@ int sdb_open(struct sdb *w, const char *path, char *err, size_t errlen)
     unlink(aux);
     snprintf(aux, sizeof aux, "%s-shm", path);
     unlink(aux);
-    if (try_open(w, path) == 0)
+    if (try_open(w, path, why, sizeof why) == 0)
         return 0;
     snprintf(err, errlen, "cannot create the search index %s: %s (check that the data "
              "directory is writable)", path, w->db != NULL ? sqlite3_errmsg(w->db) : "open failed");
@@ -183,32 +198,56 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st)
     return PC_EIO;
 }
 
-int sdb_insert(struct sdb *w, const struct room_msg *m, unsigned flags)
-{
-    sqlite3_bind_int64(w->ins_msg, 1, (sqlite3_int64)m->room_no);
-    sqlite3_bind_int64(w->ins_msg, 2, (sqlite3_int64)m->seq);
-    sqlite3_bind_int64(w->ins_msg, 3, m->ts_us);
-    sqlite3_bind_text(w->ins_msg, 4, m->author, -1, SQLITE_STATIC);
-    sqlite3_bind_int(w->ins_msg, 5, (int)flags);
-    if (step_done(w->db, w->ins_msg) != 0)
-        return PC_EIO;
-    if (sqlite3_changes(w->db) == 0)
-        return 0; /* indexed already */
-    sqlite3_bind_int64(w->ins_text, 1, sqlite3_last_insert_rowid(w->db));
-    sqlite3_bind_text(w->ins_text, 2, m->text, -1, SQLITE_STATIC);
-    return step_done(w->db, w->ins_text) == 0 ? 1 : PC_EIO;
-}
-
-int sdb_delete(struct sdb *w, uint64_t room_no, uint64_t seq)
+static int row_id(struct sdb *w, uint64_t room_no, uint64_t seq, sqlite3_int64 *id)
 {
     sqlite3_bind_int64(w->find, 1, (sqlite3_int64)room_no);
     sqlite3_bind_int64(w->find, 2, (sqlite3_int64)seq);
     int rc = sqlite3_step(w->find);
-    sqlite3_int64 id = rc == SQLITE_ROW ? sqlite3_column_int64(w->find, 0) : 0;
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(w->find, 0);
     sqlite3_reset(w->find);
     sqlite3_clear_bindings(w->find);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? 0 : PC_EIO;
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : PC_EIO;
+}
+
+int sdb_insert(struct sdb *w, const struct room_msg *m, unsigned flags)
+{
+    sqlite3_int64 id;
+    int rc = row_id(w, m->room_no, m->seq, &id);
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* indexed already */
+    /* The key, or the next free one (INSERT OR IGNORE: a taken id changes nothing). */
+    id = search_key(m->ts_us, m->room_no, m->seq);
+    for (int tries = 0; tries < 1024; tries++, id++) {
+        sqlite3_bind_int64(w->ins_msg, 1, id);
+        sqlite3_bind_int64(w->ins_msg, 2, (sqlite3_int64)m->room_no);
+        sqlite3_bind_int64(w->ins_msg, 3, (sqlite3_int64)m->seq);
+        sqlite3_bind_int64(w->ins_msg, 4, m->ts_us);
+        sqlite3_bind_text(w->ins_msg, 5, m->author, -1, SQLITE_STATIC);
+        sqlite3_bind_int(w->ins_msg, 6, (int)flags);
+        if (step_done(w->db, w->ins_msg) != 0)
+            return PC_EIO;
+        if (sqlite3_changes(w->db) == 0)
+            continue;
+        char tag[32];
+        search_room_tag(m->room_no, tag, sizeof tag);
+        sqlite3_bind_int64(w->ins_text, 1, id);
+        sqlite3_bind_text(w->ins_text, 2, m->text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->ins_text, 3, tag, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(w->ins_text, 4, m->author, -1, SQLITE_STATIC);
+        return step_done(w->db, w->ins_text) == 0 ? 1 : PC_EIO;
+    }
+    pc_warn("search: no free key for room %llu message %llu: not indexed",
+            (unsigned long long)m->room_no, (unsigned long long)m->seq);
+    return 0;
+}
+
+int sdb_delete(struct sdb *w, uint64_t room_no, uint64_t seq)
+{
+    sqlite3_int64 id = 0;
+    int rc = row_id(w, room_no, seq, &id);
+    if (rc <= 0)
+        return rc;
     sqlite3_bind_int64(w->del_text, 1, id);
     sqlite3_bind_int64(w->del_msg, 1, id);
     if (step_done(w->db, w->del_text) != 0 || step_done(w->db, w->del_msg) != 0)

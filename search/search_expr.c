@@ -102,6 +102,13 @@ int search_expr_build(const char *text, enum search_mode mode, struct pc_buf *ou
         snprintf(err, errlen, "the search has no letters or digits to look for");
         return PC_EINVAL;
     }
+    /* A one-letter prefix merges a large part of the whole index for one page. */
+    for (size_t i = 0; i < n; i++)
+        if (w[i].prefix && w[i].len < 2) {
+            snprintf(err, errlen, "'%.*s*' is too short a prefix: give at least 2 characters "
+                     "before the '*'", (int)w[i].len, w[i].p);
+            return PC_EINVAL;
+        }
     pc_buf_reset(out);
     if (mode == SEARCH_PHRASE) {
         /* One FTS5 phrase: the tokens adjacent and in order; only its end may be a prefix. */
@@ -126,6 +133,33 @@ int search_expr_build(const char *text, enum search_mode mode, struct pc_buf *ou
         }
     }
     return 0;
+}
+
+void search_room_tag(uint64_t room_no, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "r%" PRIu64, room_no);
+}
+
+void search_expr_scope(struct pc_buf *out, const char *words, const uint64_t *rooms,
+                       size_t n_rooms, const char *const *authors, size_t n_authors)
+{
+    pc_buf_reset(out);
+    pc_buf_printf(out, "{text} : (%s)", words);
+    if (n_rooms > 0 && n_rooms <= SEARCH_ROOM_TAGS_MAX) {
+        pc_buf_puts(out, " AND {room_tag} : (");
+        for (size_t i = 0; i < n_rooms; i++)
+            pc_buf_printf(out, "%s\"r%" PRIu64 "\"", i > 0 ? " OR " : "", rooms[i]);
+        pc_buf_putc(out, ')');
+    }
+    if (n_authors > 0) {
+        pc_buf_puts(out, " AND {author_tag} : (");
+        for (size_t i = 0; i < n_authors; i++) {
+            pc_buf_puts(out, i > 0 ? " OR \"" : "\"");
+            put_quoted(out, authors[i], strlen(authors[i]));
+            pc_buf_putc(out, '"');
+        }
+        pc_buf_putc(out, ')');
+    }
 }
 
 /* Does needle (words separated by single spaces, exact bytes) start at text[i], with a
@@ -195,9 +229,23 @@ bool search_expr_accepts(const char *text, const char *query, enum search_mode m
     return mode == SEARCH_ALL;
 }
 
+int64_t search_key(int64_t ts_us, uint64_t room_no, uint64_t seq)
+{
+    /* A fixed mix (splitmix64's finaliser), so that every node computes the same key. */
+    uint64_t h = room_no * 0x9e3779b97f4a7c15ULL ^ seq;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    if (ts_us < 0)
+        ts_us = 0;
+    return ts_us * 1024 + (int64_t)(h & 1023);
+}
+
 void search_cursor_format(const struct search_cursor *c, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%" PRId64 ".%" PRIu64 ".%" PRIu64, c->ts_us, c->room_no, c->seq);
+    snprintf(buf, cap, "%" PRId64, c->key);
 }
 
 bool search_cursor_parse(const char *s, struct search_cursor *c)
@@ -206,15 +254,9 @@ bool search_cursor_parse(const char *s, struct search_cursor *c)
     if (s == NULL || *s < '0' || *s > '9')
         return false;
     errno = 0;
-    long long ts = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '.' || end[1] < '0' || end[1] > '9')
+    long long key = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || key <= 0)
         return false;
-    unsigned long long room = strtoull(end + 1, &end, 10);
-    if (errno != 0 || *end != '.' || end[1] < '0' || end[1] > '9')
-        return false;
-    unsigned long long seq = strtoull(end + 1, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *c = (struct search_cursor){.ts_us = ts, .room_no = room, .seq = seq};
+    c->key = key;
     return true;
 }

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/pc_buf.h"
 #include "search/search.h"
@@ -19,6 +20,15 @@
 int search_expr_build(const char *text, enum search_mode mode, struct pc_buf *out, char *err,
                       size_t errlen);
 
+/* The full MATCH: the words in the text column, and, when that narrows the search, the
+ * rooms (at most SEARCH_ROOM_TAGS_MAX of them) and authors in their tag columns. The SQL
+ * filters on msg.room and msg.author stay the exact check; this only lets FTS5 skip rows. */
+#define SEARCH_ROOM_TAGS_MAX 32
+void search_expr_scope(struct pc_buf *out, const char *words, const uint64_t *rooms,
+                       size_t n_rooms, const char *const *authors, size_t n_authors);
+/* The room's token in the room_tag column: "r17". */
+void search_room_tag(uint64_t room_no, char *buf, size_t cap);
+
 /* The post-filter on a message's current text. FTS5 (unicode61) matches tokens without
  * regard to case; a case-sensitive search keeps a message only if the words appear in it
  * exactly (as whole words, or as the word's prefix for "word*"), and a phrase only if it
@@ -27,7 +37,7 @@ int search_expr_build(const char *text, enum search_mode mode, struct pc_buf *ou
 bool search_expr_accepts(const char *text, const char *query, enum search_mode mode,
                          bool case_sensitive);
 
-/* Cursors are opaque to clients: "<ts_us>.<room>.<seq>". */
+/* Cursors are opaque to clients: the key in decimal. */
 void search_cursor_format(const struct search_cursor *c, char *buf, size_t cap);
 bool search_cursor_parse(const char *s, struct search_cursor *c);
 

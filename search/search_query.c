@@ -73,12 +73,14 @@ static void add_stale(struct query_job *j, uint64_t room_no, uint64_t seq)
     j->stale[j->n_stale++] = (struct search_stale){room_no, seq};
 }
 
-/* The SQL for this request. Room numbers come from the metadata and are written in; the
- * other values are bound. */
+/* The SQL for this request. msg_text drives (CROSS JOIN fixes the loop order) and is walked
+ * by rowid, which is the order key, from the newest down: a page costs about its own
+ * size, however many messages match. Room numbers come from the metadata and are written
+ * in; the other values are bound. */
 static void build_sql(const struct query_job *j, struct pc_buf *sql)
 {
     const struct search_request *q = &j->q;
-    pc_buf_puts(sql, "SELECT m.room, m.seq, m.ts, m.flags FROM msg_text JOIN msg m"
+    pc_buf_puts(sql, "SELECT msg_text.rowid, m.room, m.seq, m.flags FROM msg_text CROSS JOIN msg m"
                      " ON m.id = msg_text.rowid WHERE msg_text MATCH ?1 AND m.room IN (");
     for (size_t i = 0; i < q->n_rooms; i++)
         pc_buf_printf(sql, "%s%" PRIu64, i > 0 ? "," : "", q->rooms[i]);
@@ -90,34 +92,32 @@ static void build_sql(const struct query_job *j, struct pc_buf *sql)
         pc_buf_puts(sql, ")");
     }
     if (q->from_us != 0)
-        pc_buf_puts(sql, " AND m.ts >= ?2");
+        pc_buf_puts(sql, " AND msg_text.rowid >= ?2");
     if (q->to_us != 0)
-        pc_buf_puts(sql, " AND m.ts <= ?3");
+        pc_buf_puts(sql, " AND msg_text.rowid <= ?3");
     if (q->has_before)
-        pc_buf_puts(sql, " AND (m.ts, m.room, m.seq) < (?4, ?5, ?6)");
-    pc_buf_puts(sql, " ORDER BY m.ts DESC, m.room DESC, m.seq DESC");
+        pc_buf_puts(sql, " AND msg_text.rowid < ?4");
+    pc_buf_puts(sql, " ORDER BY msg_text.rowid DESC");
 }
 
 static void bind_all(const struct query_job *j, sqlite3_stmt *st)
 {
     const struct search_request *q = &j->q;
     sqlite3_bind_text(st, 1, j->expr, -1, SQLITE_STATIC);
+    /* Time bounds as key bounds: every key of a microsecond lies in [us·1024, us·1024+1023]. */
     if (q->from_us != 0)
-        sqlite3_bind_int64(st, 2, q->from_us);
+        sqlite3_bind_int64(st, 2, search_key(q->from_us, 0, 0) & ~(int64_t)1023);
     if (q->to_us != 0)
-        sqlite3_bind_int64(st, 3, q->to_us);
-    if (q->has_before) {
-        sqlite3_bind_int64(st, 4, q->before.ts_us);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)q->before.room_no);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)q->before.seq);
-    }
+        sqlite3_bind_int64(st, 3, (search_key(q->to_us, 0, 0) & ~(int64_t)1023) + 1023);
+    if (q->has_before)
+        sqlite3_bind_int64(st, 4, q->before.key);
     for (size_t i = 0; i < q->n_authors; i++)
         sqlite3_bind_text(st, (int)(10 + i), j->authors[i], -1, SQLITE_STATIC);
 }
 
 /* One candidate against the store: the hit to return, or NULL (dropped; stale rows noted). */
-static bool verify(struct query_job *j, uint64_t room, uint64_t seq, unsigned indexed_flags,
-                   struct search_hit *out)
+static bool verify(struct query_job *j, int64_t key, uint64_t room, uint64_t seq,
+                   unsigned indexed_flags, struct search_hit *out)
 {
     struct room_msg m;
     int rc = search_read_msg(j->s->st, room, seq, &m, &j->arena);
@@ -136,7 +136,7 @@ static bool verify(struct query_job *j, uint64_t room, uint64_t seq, unsigned in
     }
     if (!search_expr_accepts(m.text, j->q.text, j->q.mode, j->q.case_sensitive))
         return false;
-    *out = (struct search_hit){.room_no = room, .seq = seq, .ts_us = m.ts_us,
+    *out = (struct search_hit){.room_no = room, .seq = seq, .ts_us = m.ts_us, .key = key,
                                .author = m.author, .text = m.text};
     return true;
 }
@@ -169,12 +169,12 @@ static void query_work(uv_work_t *req)
     struct search_cursor last = {0};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t room = (uint64_t)sqlite3_column_int64(st, 0);
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
-        last = (struct search_cursor){.ts_us = sqlite3_column_int64(st, 2), .room_no = room,
-                                      .seq = seq};
+        int64_t key = sqlite3_column_int64(st, 0);
+        uint64_t room = (uint64_t)sqlite3_column_int64(st, 1);
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
+        last.key = key;
         j->scanned++;
-        if (verify(j, room, seq, (unsigned)sqlite3_column_int(st, 3), &j->hits[j->n_hits]) &&
+        if (verify(j, key, room, seq, (unsigned)sqlite3_column_int(st, 3), &j->hits[j->n_hits]) &&
             ++j->n_hits > limit)
             break;
         if (j->scanned >= SCAN_MAX && j->n_hits < limit)
@@ -186,8 +186,7 @@ static void query_work(uv_work_t *req)
     } else if (j->n_hits > limit) {
         j->n_hits = limit;
         j->more = true;
-        const struct search_hit *h = &j->hits[limit - 1];
-        j->next = (struct search_cursor){h->ts_us, h->room_no, h->seq};
+        j->next.key = j->hits[limit - 1].key;
     } else if (rc == SQLITE_ROW) {
         /* The scan cap: go on from the last row looked at. */
         j->more = true;
@@ -249,12 +248,14 @@ int search_run(struct search *s, const struct search_request *req, search_cb cb,
                  "at most %d authors", SEARCH_LIMIT_MAX, SEARCH_AUTHORS_MAX);
         return PC_EINVAL;
     }
-    struct pc_buf expr = {0};
-    int rc = search_expr_build(req->text, req->mode, &expr, err, errlen);
+    struct pc_buf words = {0}, expr = {0};
+    int rc = search_expr_build(req->text, req->mode, &words, err, errlen);
     if (rc != 0) {
-        pc_buf_free(&expr);
+        pc_buf_free(&words);
         return rc;
     }
+    search_expr_scope(&expr, words.data, req->rooms, req->n_rooms, req->authors, req->n_authors);
+    pc_buf_free(&words);
     struct query_job *j = pc_calloc(1, sizeof *j);
     j->s = s;
     j->cb = cb;

@@ -62,6 +62,7 @@ static void expr_refusals(void **state)
     assert_non_null(strstr(expr(NULL, SEARCH_ANY), "at least one word"));
     assert_non_null(strstr(expr(" \t\n", SEARCH_ANY), "at least one word"));
     assert_non_null(strstr(expr("*** !!", SEARCH_ANY), "no letters or digits"));
+    assert_non_null(strstr(expr("ok k*", SEARCH_ANY), "'k*' is too short a prefix"));
     char long_text[SEARCH_QUERY_MAX + 2];
     memset(long_text, 'a', sizeof long_text - 1);
     long_text[sizeof long_text - 1] = '\0';
@@ -70,6 +71,23 @@ static void expr_refusals(void **state)
     assert_string_equal(expr("a b c d e f g h i j k l m n o p", SEARCH_ANY),
                         "\"a\" OR \"b\" OR \"c\" OR \"d\" OR \"e\" OR \"f\" OR \"g\" OR \"h\" OR "
                         "\"i\" OR \"j\" OR \"k\" OR \"l\" OR \"m\" OR \"n\" OR \"o\" OR \"p\"");
+}
+
+static void scope_roomsAndAuthors(void **state)
+{
+    (void)state;
+    struct pc_buf out = {0};
+    uint64_t rooms[40];
+    for (int i = 0; i < 40; i++)
+        rooms[i] = (uint64_t)i + 1;
+    const char *authors[] = {"sip:bob@example.test", "sip:odd\"name@x"};
+    search_expr_scope(&out, "\"a\" OR \"b\"", rooms, 2, authors, 2);
+    assert_string_equal(out.data, "{text} : (\"a\" OR \"b\") AND {room_tag} : (\"r1\" OR \"r2\") AND "
+                                  "{author_tag} : (\"sip:bob@example.test\" OR \"sip:odd\"\"name@x\")");
+    /* Many rooms: the SQL filter alone (an OR of hundreds of tags costs more than it saves). */
+    search_expr_scope(&out, "\"a\"", rooms, 40, NULL, 0);
+    assert_string_equal(out.data, "{text} : (\"a\")");
+    pc_buf_free(&out);
 }
 
 static void accepts_caseSensitive(void **state)
@@ -102,18 +120,30 @@ static void accepts_caseSensitive(void **state)
 static void cursor_roundTrip(void **state)
 {
     (void)state;
-    struct search_cursor c = {.ts_us = 1795550801822902, .room_no = 17, .seq = 123456}, d;
+    struct search_cursor c = {.key = search_key(1795550801822902, 17, 123456)}, d;
     char buf[80];
     search_cursor_format(&c, buf, sizeof buf);
-    assert_string_equal(buf, "1795550801822902.17.123456");
     assert_true(search_cursor_parse(buf, &d));
-    assert_memory_equal(&c, &d, sizeof c);
+    assert_int_equal(c.key, d.key);
     assert_false(search_cursor_parse("", &d));
-    assert_false(search_cursor_parse("1.2", &d));
-    assert_false(search_cursor_parse("1.2.3x", &d));
-    assert_false(search_cursor_parse("-1.2.3", &d));
-    assert_false(search_cursor_parse("a.b.c", &d));
-    assert_false(search_cursor_parse("1..3", &d));
+    assert_false(search_cursor_parse("0", &d));
+    assert_false(search_cursor_parse("12x", &d));
+    assert_false(search_cursor_parse("-12", &d));
+    assert_false(search_cursor_parse("99999999999999999999999", &d));
+}
+
+/* Keys order by time first, the same message gets the same key, the low bits spread. */
+static void key_ordersByTime(void **state)
+{
+    (void)state;
+    int64_t t = 1795550801822902;
+    assert_true(search_key(t, 1, 1) / 1024 == t);
+    assert_true(search_key(t + 1, 999, 999) > search_key(t, 1, 1));
+    assert_int_equal(search_key(t, 5, 7), search_key(t, 5, 7));
+    int distinct = 0;
+    for (uint64_t seq = 1; seq <= 64; seq++)
+        distinct += search_key(t, 1, seq) != search_key(t, 1, seq + 1);
+    assert_true(distinct > 60);
 }
 
 /* ---- the indexer on a real store ---------------------------------------------------------- */
@@ -329,8 +359,10 @@ int main(void)
         cmocka_unit_test(expr_modes),
         cmocka_unit_test(expr_quotesEverything),
         cmocka_unit_test(expr_refusals),
+        cmocka_unit_test(scope_roomsAndAuthors),
         cmocka_unit_test(accepts_caseSensitive),
         cmocka_unit_test(cursor_roundTrip),
+        cmocka_unit_test(key_ordersByTime),
         cmocka_unit_test_setup_teardown(index_stopsBelowBackfill, setup, teardown),
         cmocka_unit_test_setup_teardown(index_dropsPurgedAndRebuilds, setup, teardown),
     };
