@@ -208,9 +208,12 @@ static void search_whatWhoWhenWhere(void **state)
     post(0, "alice@example.test", "Closed", "closed room tangerine notes");
     post(0, "alice@example.test", "Secret", "the launch code is tangerine");
 
-    /* Every node indexes on its own, in the background. */
-    for (int i = 0; i < NODES; i++)
+    /* Every node indexes what it has applied, on its own, in the background (a follower
+     * applies a shard's entries a heartbeat after its leader: wait for every room). */
+    for (int i = 0; i < NODES; i++) {
         wait_hits(i, "alice", "q=tangerine", 2);
+        wait_hits(i, "alice", "q=release+nightly", 5);
+    }
 
     char buf[4096], next[100];
     /* any (the default) / all / phrase, newest first */
@@ -269,6 +272,41 @@ static void search_whatWhoWhenWhere(void **state)
     assert_int_equal(search(2, "alice", page, buf, sizeof buf, next, sizeof next), 1);
     assert_string_equal(buf, "Release train leaves at noon");
     assert_string_equal(next, "");
+}
+
+/* pchat search: the same search from the command line, one "hit" line each, "more" with
+ * the cursor, "error" for a refusal. */
+static void search_fromTheCommandLine(void **state)
+{
+    (void)state;
+    char cmd[1024], out[8192];
+    const char *b = getenv("PCHAT_BUILD") ? getenv("PCHAT_BUILD") : "build";
+    snprintf(cmd, sizeof cmd, "%s/bin/pchat -u alice@example.test -w http://127.0.0.1:%d search "
+             "--all --room Lobby --limit 1 release notes 2>&1; echo rc=$?", b, pool[0].web_port);
+    FILE *f = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    if (strstr(out, "sip:bob@example.test: the release notes are ready") == NULL)
+        fprintf(stderr, "  %s\n", out);
+    assert_non_null(strstr(out, "hit Lobby #"));
+    assert_non_null(strstr(out, "sip:bob@example.test: the release notes are ready"));
+    assert_non_null(strstr(out, "rc=0"));
+    snprintf(cmd, sizeof cmd, "%s/bin/pchat -u alice@example.test -w http://127.0.0.1:%d search "
+             "--limit 2 release nightly 2>&1; echo rc=$?", b, pool[0].web_port);
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    assert_non_null(strstr(out, "\nmore "));
+    snprintf(cmd, sizeof cmd, "%s/bin/pchat -u alice@example.test -w http://127.0.0.1:%d search "
+             "--from someday x 2>&1; echo rc=$?", b, pool[0].web_port);
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    assert_non_null(strstr(out, "error from=someday is not a date"));
+    assert_non_null(strstr(out, "rc=1"));
 }
 
 static void search_onlyRoomsTheUserMayRead(void **state)
@@ -431,6 +469,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(search_whatWhoWhenWhere),
+        cmocka_unit_test(search_fromTheCommandLine),
         cmocka_unit_test(search_onlyRoomsTheUserMayRead),
         cmocka_unit_test(search_badQueries),
         cmocka_unit_test(search_survivesRestartAndFailover),
