@@ -1,4 +1,5 @@
 /* Administrative operations: JSON requests turned into metadata operations. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -359,6 +360,18 @@ const struct meta_room *chat_admin_find_room(struct chat_service *svc, const cha
     return r;
 }
 
+static bool guid_valid(const char *s)
+{
+    if (strlen(s) != PC_GUID_LEN - 1)
+        return false;
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
 static json_t *room_from_request(struct chat_service *svc, json_t *req, struct meta_room *r,
                                  bool create)
 {
@@ -369,6 +382,14 @@ static json_t *room_from_request(struct chat_service *svc, json_t *req, struct m
         r->name = pc_strdup(str_field(req, "name"));
         pc_guid(r->guid);
         r->invitations = true;
+        /* An imported room keeps its id (its ma-chan URI): clients' links still work. */
+        if ((s = str_field(req, "id")) != NULL) {
+            if (!guid_valid(s))
+                return error_answer("id '%s' is not a room id (8-4-4-4-12 hex digits)", s);
+            if (meta_room_by_guid(m, s) != NULL)
+                return error_answer("a room with id %s exists already", s);
+            pc_strlcpy(r->guid, s, sizeof r->guid);
+        }
     } else if ((s = str_field(req, "new_name")) != NULL) {
         pc_free(r->name);
         r->name = pc_strdup(s);
@@ -609,6 +630,8 @@ void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,
     else if (chat_admin_history(svc, op, req, actor, cb, arg))
         ;
     else if (chat_admin_settings(svc, op, req, actor, cb, arg))
+        ;
+    else if (chat_admin_transfer(svc, op, req, actor, cb, arg))
         ;
     else if (chat_admin_pool(svc, op, req, cb, arg))
         ;

@@ -80,8 +80,7 @@ static void submit_round(struct history_call *c)
         round_done(c, &(struct room_res){.status = rc});
 }
 
-/* "2026-11-24", "2026-11-24T10:00:00Z" (ISO 8601, UTC) or "now"; absent = 0. */
-static bool date_field(json_t *req, const char *name, bool end_of_day, int64_t *out, char *err,
+bool chat_date_field(json_t *req, const char *name, bool end_of_day, int64_t *out, char *err,
                        size_t errlen)
 {
     json_t *v = json_object_get(req, name);
@@ -147,8 +146,8 @@ static bool read_edit(struct chat_service *svc, json_t *req, struct history_call
     c->edit.case_sensitive = json_is_true(cs);
     c->edit.remove = json_is_true(rm);
     c->edit.seq = (uint64_t)id;
-    if (!date_field(req, "from", false, &c->edit.from_us, err, errlen) ||
-        !date_field(req, "to", true, &c->edit.to_us, err, errlen))
+    if (!chat_date_field(req, "from", false, &c->edit.from_us, err, errlen) ||
+        !chat_date_field(req, "to", true, &c->edit.to_us, err, errlen))
         return false;
     if (author == NULL && keywords == NULL && c->edit.seq == 0 && c->edit.from_us == 0 &&
         c->edit.to_us == 0) {
@@ -193,7 +192,7 @@ bool chat_admin_history(struct chat_service *svc, const char *op, json_t *req, c
         return true;
     }
     if (purge) {
-        if (!date_field(req, "end_date", true, &c->edit.to_us, err, sizeof err)) {
+        if (!chat_date_field(req, "end_date", true, &c->edit.to_us, err, sizeof err)) {
             finish(c, error_answer("%s: %s", op, err));
             return true;
         }

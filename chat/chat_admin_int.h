@@ -35,6 +35,15 @@ bool chat_admin_pool(struct chat_service *svc, const char *op, json_t *req, chat
 bool chat_admin_history(struct chat_service *svc, const char *op, json_t *req, const char *actor,
                         chat_admin_cb cb, void *arg);
 
+/* A date field: "2026-11-24" (its start, or its end when end_of_day), an ISO 8601 time in
+ * UTC, or "now"; absent or "" = 0. False (err filled) on anything else. */
+bool chat_date_field(json_t *req, const char *name, bool end_of_day, int64_t *out, char *err,
+                     size_t errlen);
+
+/* history.export and message.import (chat_admin_transfer.c); false when op is another. */
+bool chat_admin_transfer(struct chat_service *svc, const char *op, json_t *req,
+                         const char *actor, chat_admin_cb cb, void *arg);
+
 /* config.set (chat_admin_settings.c); false when op is another. */
 bool chat_admin_settings(struct chat_service *svc, const char *op, json_t *req,
                          const char *actor, chat_admin_cb cb, void *arg);

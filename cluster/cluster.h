@@ -48,7 +48,16 @@ enum room_req_kind {
     ROOM_REQ_FILE_READ,  /* record that user downloads a file (compliance FILEDOWNLOAD) */
     ROOM_REQ_EDIT,       /* remove or replace the messages `edit` selects (administrators) */
     ROOM_REQ_PURGE,      /* delete the messages up to `edit->to_us` (clear, retention) */
+    ROOM_REQ_IMPORT,     /* store exported messages `msgs` with their ids, times, authors */
+    ROOM_REQ_FILE_FETCH, /* any_replica: chunk `chunk` of file `file_no` from a peer's store
+                            (a replica repairing what a snapshot install did not bring) */
 };
+
+/* Import (pchatctl import): a message keeps its id, so importing twice changes nothing (an
+ * id the room has is skipped) and an imported room reads like the exported one. The first
+ * message imported into an empty room may start above 1 (the export began after a purge):
+ * the ids below it count as purged. Ids must follow each other from then on. */
+#define ROOM_IMPORT_MAX 500
 
 /* Which messages an EDIT changes and how; PURGE uses to_us only. The owner selects them
  * from its store (it holds every committed message) and commits one op per message, so
@@ -111,6 +120,8 @@ struct room_req {
     const struct room_file *file; /* POST announcing a file (its chunks committed first);
                                      FILE_READ: the file read (name for the record) */
     const struct room_edit *edit; /* EDIT, PURGE (text: EDIT the notice, PURGE the reason) */
+    const struct room_msg *msgs;  /* IMPORT: up to ROOM_IMPORT_MAX, in id order */
+    size_t n_msgs;
 };
 
 struct room_res {
@@ -118,12 +129,16 @@ struct room_res {
                                       PC_EUNAVAIL (owner unreachable) */
     uint64_t seq;                  /* POST: assigned seq; JOIN: last committed seq; EDIT:
                                       how many messages changed; PURGE: the room's floor
-                                      (every message up to it is gone) */
+                                      (every message up to it is gone); IMPORT: the
+                                      room's last id after it; HISTORY: the room's last id */
     int64_t ts_us;                 /* POST: server time stamped on the message */
     const struct room_msg *msgs;   /* HISTORY: oldest first */
     size_t n_msgs;
     const struct room_presence *present; /* JOIN: everyone in the room, joiner included */
     size_t n_present;
+    uint64_t floor;                /* HISTORY: ids up to here are purged */
+    const void *data;              /* FILE_FETCH: the chunk's bytes */
+    size_t data_len;
 };
 
 typedef void (*room_cb)(void *arg, const struct room_res *res);

@@ -193,6 +193,7 @@ static void tick_cb(uv_timer_t *h)
     meta_tick(cl, now);
     members_tick(cl);
     retention_tick(cl, now);
+    filefix_tick(cl, now);
     /* Staggered by node id, so that two nodes do not move shards at the same moment. */
     if (++cl->ticks % POOL_BALANCE_TICKS == (cl->self * 37) % POOL_BALANCE_TICKS)
         balance(cl);
@@ -214,6 +215,12 @@ static void on_backfill_needed(void *ctx, uint64_t room_no, uint64_t from, uint6
 {
     struct pool_shard *sh = ctx;
     route_backfill_needed(sh->pl, sh->id, room_no, from, to);
+}
+
+static void on_files_check(void *ctx)
+{
+    struct pool_shard *sh = ctx;
+    filefix_scan(sh->pl, sh);
 }
 
 static void backfill_listed(void *ctx, uint64_t room_no, uint64_t from, uint64_t to)
@@ -303,7 +310,8 @@ static int create_fsms(struct cluster *cl, char *errmsg, size_t errlen)
         struct shard_fsm_config sc = {.st = cl->st, .group = sh->id,
                                       .compl_mask = cl->cfg.compliance_classes,
                                       .applied = owner_applied,
-                                      .backfill_needed = on_backfill_needed, .ctx = sh};
+                                      .backfill_needed = on_backfill_needed,
+                                      .files_check = on_files_check, .ctx = sh};
         rc = shard_fsm_create(&sc, &sh->fsm);
         if (rc != 0) {
             snprintf(errmsg, errlen, "shard %u: %s", sh->id, pc_strerror(rc));
@@ -410,8 +418,10 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     rc = start_groups(cl, errmsg, errlen);
     if (rc != 0)
         goto fail; /* raft groups half started: the process exits, nothing is torn down */
-    for (uint32_t i = 0; i < cl->n_shards; i++)
+    for (uint32_t i = 0; i < cl->n_shards; i++) {
         shard_fsm_backfill_list(cl->shards[i].fsm, backfill_listed, &cl->shards[i]);
+        filefix_scan(cl, &cl->shards[i]); /* a repair a restart interrupted */
+    }
 
     uv_prepare_init(loop, &cl->prepare);
     cl->prepare.data = cl;

@@ -180,3 +180,20 @@ void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const 
     struct pool_op *o = owner_queue(sh, origin, req_id, admin_op(cl, SHARD_OP_PURGE, req, upto));
     o->answer_seq = upto;
 }
+
+void owner_import(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req)
+{
+    struct cluster *cl = sh->pl;
+    const struct meta_room *rm = meta_room_by_no(cluster_meta(cl), req->room_no);
+    for (size_t i = 0; i < req->n_msgs; i++) {
+        const struct room_msg *m = &req->msgs[i];
+        bool last = i + 1 == req->n_msgs;
+        owner_queue(sh, last ? origin : 0, last ? req_id : 0,
+                    (struct shard_op){.kind = SHARD_OP_IMPORT, .room_no = req->room_no,
+                                      .target_seq = m->seq, .ts_us = m->ts_us,
+                                      .author = pc_strdup(m->author), .text = pc_strdup(m->text),
+                                      .room_guid = pc_strdup(rm ? rm->guid : ""),
+                                      .room_name = pc_strdup(rm ? rm->name : ""),
+                                      .flags = m->flags});
+    }
+}

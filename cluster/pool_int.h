@@ -50,6 +50,7 @@ struct pool_fwd {
     struct room_req req; /* user, text, data, file and edit owned (pointing to the next) */
     struct room_file file;
     struct room_edit edit;
+    struct pc_arena msgs_arena; /* req.msgs of an IMPORT */
     room_cb cb;
     void *arg;
     uint64_t dest;       /* node it was sent to; 0 = parked */
@@ -185,6 +186,7 @@ struct cluster {
     size_t n_fwd_posts;
     struct pool_sub *subs;
     struct pool_backfill *backfills;
+    struct pool_filefix *filefixes;
     uint64_t retention_due_ms;
 
     /* owning side */
@@ -246,12 +248,18 @@ void owner_answer(struct cluster *cl, uint64_t origin, uint64_t req_id, const st
 struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
                             struct shard_op op);
 
+/* pool_filefix.c: chunks of files a snapshot install left missing here */
+void filefix_scan(struct cluster *cl, struct pool_shard *sh);
+void filefix_tick(struct cluster *cl, uint64_t now);
+void filefix_close(struct cluster *cl);
+
 /* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
 void retention_tick(struct cluster *cl, uint64_t now);
 
 /* pool_edit.c: administrators' edits and purges, chosen at the owner */
 void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
 void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
+void owner_import(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);
 /* The newest seq in (floor, last] stamped at or before to_us (floor when none). */
 uint64_t owner_purge_seq(struct cluster *cl, uint64_t room_no, uint64_t floor, uint64_t last,
                          int64_t to_us);

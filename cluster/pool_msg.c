@@ -139,10 +139,16 @@ void pool_room_req_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req->count);
     pc_bin_put_uv(out, req->before);
     pc_bin_put_uv(out, req->upto);
-    bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->file != NULL;
-    bool edit = req->edit != NULL;
+    bool files = req->kind == ROOM_REQ_FILE_CHUNK || req->kind == ROOM_REQ_FILE_FETCH ||
+                 req->file != NULL;
+    bool edit = req->edit != NULL, msgs = req->msgs != NULL && req->n_msgs > 0;
     pc_bin_put_u8(out, (uint8_t)((req->record_read ? 1 : 0) | (req->any_replica ? 2 : 0) |
-                                 (files ? 4 : 0) | (edit ? 8 : 0)));
+                                 (files ? 4 : 0) | (edit ? 8 : 0) | (msgs ? 16 : 0)));
+    if (msgs) {
+        pc_bin_put_uv(out, req->n_msgs);
+        for (size_t i = 0; i < req->n_msgs; i++)
+            put_msg(out, &req->msgs[i]);
+    }
     if (edit) {
         const struct room_edit *e = req->edit;
         pc_bin_put_str(out, e->author);
@@ -179,7 +185,7 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     get_version(&r);
     out->req_id = pc_bin_get_uv(&r);
     uint64_t kind = pc_bin_get_uv(&r);
-    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_PURGE)
+    if (kind < ROOM_REQ_POST || kind > ROOM_REQ_FILE_FETCH)
         fail(&r);
     struct room_req *q = &out->req;
     q->kind = (enum room_req_kind)kind;
@@ -191,8 +197,18 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
     q->before = pc_bin_get_uv(&r);
     q->upto = pc_bin_get_uv(&r);
     uint8_t flags = pc_bin_get_u8(&r);
-    if (flags > 15)
+    if (flags > 31)
         fail(&r);
+    if (flags & 16) {
+        size_t n = get_count(&r, MIN_MSG_BYTES);
+        if (n == 0 || n > ROOM_IMPORT_MAX)
+            fail(&r);
+        struct room_msg *m = r.err == 0 ? pc_arena_alloc(arena, n * sizeof *m) : NULL;
+        for (size_t i = 0; i < n && r.err == 0; i++)
+            get_msg(&r, arena, &m[i]);
+        q->msgs = m;
+        q->n_msgs = r.err == 0 ? n : 0;
+    }
     q->record_read = (flags & 1) != 0;
     q->any_replica = (flags & 2) != 0;
     if (flags & 8) {
@@ -234,6 +250,10 @@ int pool_room_req_decode(const void *p, size_t len, struct pc_arena *arena,
         fail(&r);
     if ((q->kind == ROOM_REQ_EDIT || q->kind == ROOM_REQ_PURGE) && q->edit == NULL)
         fail(&r);
+    if (q->kind == ROOM_REQ_IMPORT && q->n_msgs == 0)
+        fail(&r);
+    if (q->kind == ROOM_REQ_FILE_FETCH && q->file_no == 0)
+        fail(&r);
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);
@@ -248,6 +268,7 @@ void pool_room_res_encode(struct pc_buf *out, uint64_t req_id, const struct room
     pc_bin_put_uv(out, req_id);
     pc_bin_put_sv(out, res->status);
     pc_bin_put_uv(out, res->seq);
+    pc_bin_put_uv(out, res->floor);
     pc_bin_put_sv(out, res->ts_us);
     size_t n_msgs = res->msgs != NULL ? res->n_msgs : 0;
     pc_bin_put_uv(out, n_msgs);
@@ -259,6 +280,7 @@ void pool_room_res_encode(struct pc_buf *out, uint64_t req_id, const struct room
         pc_bin_put_str(out, res->present[i].user);
         pc_bin_put_uv(out, res->present[i].sessions);
     }
+    pc_bin_put_bytes(out, res->data, res->data != NULL ? res->data_len : 0);
 }
 
 int pool_room_res_decode(const void *p, size_t len, struct pc_arena *arena,
@@ -272,6 +294,7 @@ int pool_room_res_decode(const void *p, size_t len, struct pc_arena *arena,
     struct room_res *res = &out->res;
     res->status = get_status(&r);
     res->seq = pc_bin_get_uv(&r);
+    res->floor = pc_bin_get_uv(&r);
     res->ts_us = pc_bin_get_sv(&r);
 
     size_t n = get_count(&r, MIN_MSG_BYTES);
@@ -294,6 +317,13 @@ int pool_room_res_decode(const void *p, size_t len, struct pc_arena *arena,
         res->n_present = n;
     }
 
+    struct pc_str d = pc_bin_get_bytes(&r);
+    if (d.len > POOL_MSG_MAX_CHUNK)
+        fail(&r);
+    if (r.err == 0 && d.len > 0) {
+        res->data = d.p; /* borrowed from p */
+        res->data_len = d.len;
+    }
     int rc = finish(&r);
     if (rc != 0)
         memset(out, 0, sizeof *out);

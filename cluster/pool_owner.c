@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cluster/pool_int.h"
+#include "cluster/roomfile.h"
 #include "cluster/roomlog.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -61,7 +62,8 @@ static void op_free(struct pool_op *o)
 static bool answered_op(const struct pool_op *o)
 {
     return o->op.kind == SHARD_OP_POST || o->op.kind == SHARD_OP_FILE_CHUNK ||
-           ((o->op.kind == SHARD_OP_EDIT || o->op.kind == SHARD_OP_PURGE) && o->req_id != 0);
+           ((o->op.kind == SHARD_OP_EDIT || o->op.kind == SHARD_OP_PURGE ||
+             o->op.kind == SHARD_OP_IMPORT) && o->req_id != 0);
 }
 
 /* ---- rosters ------------------------------------------------------------------------------ */
@@ -358,6 +360,11 @@ static void do_history(struct cluster *cl, struct pool_shard *sh, uint64_t origi
         return;
     }
     struct room_res res = {.status = rc, .msgs = msgs, .n_msgs = n};
+    struct pool_shard *mine = sh != NULL ? sh : pool_shard_of_room(cl, req->room_no);
+    if (mine != NULL) { /* where the room's ids start and end (export pages by id) */
+        res.seq = shard_fsm_room_last(mine->fsm, req->room_no);
+        res.floor = shard_fsm_room_floor(mine->fsm, req->room_no);
+    }
     if (rc == 0 && req->record_read && sh != NULL) {
         char content[64];
         snprintf(content, sizeof content, "%zu messages", n);
@@ -371,6 +378,14 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
 {
     if (req->kind == ROOM_REQ_HISTORY && req->any_replica) {
         do_history(cl, NULL, origin, req_id, req); /* this replica's store, owner or not */
+        return;
+    }
+    if (req->kind == ROOM_REQ_FILE_FETCH) { /* likewise: committed chunks never change */
+        struct pc_buf b = {0};
+        int rc = roomfile_chunk(cl->st, req->room_no, req->file_no, req->chunk, &b);
+        owner_answer(cl, origin, req_id,
+                     &(struct room_res){.status = rc, .data = b.data, .data_len = b.len});
+        pc_buf_free(&b);
         return;
     }
     struct pool_shard *sh = pool_shard_of_room(cl, req->room_no);
@@ -401,6 +416,12 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
         break;
     case ROOM_REQ_PURGE:
         owner_purge(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_IMPORT:
+        if (has_room(sh, origin, req_id))
+            owner_import(sh, origin, req_id, req);
+        break;
+    case ROOM_REQ_FILE_FETCH: /* answered above, by any replica */
         break;
     case ROOM_REQ_FILE_READ:
         queue_event(sh, COMPL_FILEDOWNLOAD, req->user, req->room_no,
@@ -611,6 +632,9 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
         if ((op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) && o != NULL &&
             o->req_id != 0)
             owner_answer(cl, o->origin, o->req_id, &(struct room_res){.seq = o->answer_seq});
+        if (op->kind == SHARD_OP_IMPORT && o != NULL && o->req_id != 0)
+            owner_answer(cl, o->origin, o->req_id,
+                         &(struct room_res){.seq = shard_fsm_room_last(sh->fsm, op->room_no)});
         if (op->kind != SHARD_OP_POST) {
             if (o != NULL)
                 op_free(o);

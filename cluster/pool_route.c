@@ -23,6 +23,7 @@ static void fwd_free(struct pool_fwd *f)
     pc_free((char *)f->file.sha256);
     pc_free((char *)f->edit.author);
     pc_free((char *)f->edit.keywords);
+    pc_arena_free(&f->msgs_arena);
     pc_free(f);
 }
 
@@ -114,6 +115,18 @@ int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, voi
         f->edit.author = pc_strdup(req->edit->author ? req->edit->author : "");
         f->edit.keywords = pc_strdup(req->edit->keywords ? req->edit->keywords : "");
         f->req.edit = &f->edit;
+    }
+    if (req->msgs != NULL && req->n_msgs > 0) {
+        struct room_msg *m = pc_arena_alloc(&f->msgs_arena, req->n_msgs * sizeof *m);
+        for (size_t i = 0; i < req->n_msgs; i++) {
+            m[i] = req->msgs[i];
+            m[i].author = pc_arena_strdup(&f->msgs_arena, req->msgs[i].author ? req->msgs[i].author : "");
+            m[i].text = pc_arena_strdup(&f->msgs_arena, req->msgs[i].text ? req->msgs[i].text : "");
+        }
+        f->req.msgs = m;
+    } else {
+        f->req.msgs = NULL;
+        f->req.n_msgs = 0;
     }
     f->cb = cb;
     f->arg = arg;
@@ -397,4 +410,5 @@ void route_close(struct cluster *cl)
     HASH_ITER(hh, cl->subs, s, st)
         sub_free(cl, s);
     backfill_close(cl);
+    filefix_close(cl);
 }

@@ -105,3 +105,33 @@ int roomfile_chunk(struct store *st, uint64_t room_no, uint64_t file_no, uint32_
     uint8_t k[STORE_KEY_MAX];
     return store_get(st, STORE_CF_FILES, k, store_key_file_data(k, room_no, file_no, chunk), out);
 }
+
+uint32_t roomfile_first_missing(struct store *st, uint64_t room_no, uint64_t file_no,
+                                uint32_t chunks)
+{
+    uint8_t lo[STORE_KEY_MAX], hi[STORE_KEY_MAX];
+    size_t klen = store_key_file_data(lo, room_no, file_no, 0);
+    store_key_file(hi, room_no, file_no + 1);
+    hi[0] = STORE_TAG_FILE_DATA;
+    struct store_iter *it = store_iter_new(st, STORE_CF_FILES, lo, klen, hi, 17);
+    uint32_t next = 0;
+    for (store_iter_first(it); store_iter_valid(it) && next < chunks; store_iter_next(it)) {
+        struct pc_str k = store_iter_key(it);
+        if (k.len != klen || pc_be32_read((const uint8_t *)k.p + 17) != next)
+            break;
+        next++;
+    }
+    if (store_iter_status(it) != 0)
+        next = 0;
+    store_iter_free(it);
+    return next;
+}
+
+bool roomfile_record_valid(const void *p, size_t len)
+{
+    struct pc_arena a = {0};
+    struct room_file f;
+    bool ok = len < 4096 && decode(p, len, 1, 1, &f, &a) == 0;
+    pc_arena_free(&a);
+    return ok;
+}

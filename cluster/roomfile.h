@@ -20,5 +20,10 @@ int roomfile_list(struct store *st, uint64_t room_no,
                   void (*cb)(void *ctx, const struct room_file *f), void *ctx);
 int roomfile_chunk(struct store *st, uint64_t room_no, uint64_t file_no, uint32_t chunk,
                    struct pc_buf *out);
+/* The first of the file's chunks not stored here (chunks when none is missing). */
+uint32_t roomfile_first_missing(struct store *st, uint64_t room_no, uint64_t file_no,
+                                uint32_t chunks);
+/* A record's stored bytes pass the decoder (a snapshot's are checked before they are put). */
+bool roomfile_record_valid(const void *p, size_t len);
 
 #endif

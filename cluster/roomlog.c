@@ -95,12 +95,18 @@ int roomlog_decode_msg(const void *p, size_t len, struct room_msg *msg, struct p
 uint64_t roomlog_append(struct roomlog *log, struct store_batch *b, uint64_t room_no,
                         int64_t ts_us, const char *author, const char *text)
 {
+    return roomlog_append_flags(log, b, room_no, ts_us, author, text, 0);
+}
+
+uint64_t roomlog_append_flags(struct roomlog *log, struct store_batch *b, uint64_t room_no,
+                              int64_t ts_us, const char *author, const char *text, uint8_t flags)
+{
     struct roomlog_room *r = roomlog_room(log, room_no);
     uint64_t seq = ++r->last;
     uint8_t k[STORE_MSG_KEY_LEN], lk[16], lv[8];
     store_key_msg(k, room_no, seq);
     struct pc_buf v = {0};
-    roomlog_encode_msg(ts_us, author, text, &v);
+    roomlog_encode_msg_flags(ts_us, author, text, flags, &v);
     store_batch_put(b, STORE_CF_MSGS, k, sizeof k, v.data, v.len);
     pc_buf_free(&v);
     pc_be64_write(lv, seq);

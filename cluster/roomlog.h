@@ -40,6 +40,9 @@ void roomlog_forget(struct roomlog *log, uint64_t room_no);
 uint64_t roomlog_append(struct roomlog *log, struct store_batch *b, uint64_t room_no,
                         int64_t ts_us, const char *author, const char *text);
 
+uint64_t roomlog_append_flags(struct roomlog *log, struct store_batch *b, uint64_t room_no,
+                              int64_t ts_us, const char *author, const char *text, uint8_t flags);
+
 /* Encodes/decodes a stored message value (strings copied into arena on decode). */
 void roomlog_encode_msg(int64_t ts_us, const char *author, const char *text, struct pc_buf *out);
 void roomlog_encode_msg_flags(int64_t ts_us, const char *author, const char *text, uint8_t flags,

@@ -187,6 +187,37 @@ void shard_purge_apply(struct shard_fsm *f, uint64_t index, uint32_t n, const ch
     compl_event_put(f->batch, f->cfg.compl_mask, f->cfg.group, index, n, &ev);
 }
 
+/* ---- imports ------------------------------------------------------------------------------ */
+
+void shard_import_apply(struct shard_fsm *f, const struct shard_op *op)
+{
+    struct roomlog_room *r = roomlog_room(&f->log, op->room_no);
+    if (op->target_seq <= r->last)
+        return; /* imported before (or the room's own): importing twice changes nothing */
+    if (op->target_seq > r->last + 1) {
+        if (r->last != r->floor) {
+            /* A hole inside the history would break "ids follow each other": refused the
+             * same way on every replica. */
+            pc_warn("shard %u: room %llu: imported message %llu skipped, the room ends at %llu",
+                    f->cfg.group, (unsigned long long)op->room_no,
+                    (unsigned long long)op->target_seq, (unsigned long long)r->last);
+            return;
+        }
+        /* An empty room: the export started after a purge; the ids below count as purged. */
+        uint8_t k[16], v[8];
+        pc_be64_write(v, op->target_seq - 1);
+        store_batch_put(f->batch, STORE_CF_STATE, k, store_key_floor(k, op->room_no), v, 8);
+        r->floor = r->last = op->target_seq - 1;
+    }
+    if (r->last == 0 || r->last == r->floor) {
+        uint8_t k[16];
+        store_batch_put(f->batch, STORE_CF_STATE, k,
+                        store_key_shard_room(k, f->cfg.group, op->room_no), "", 0);
+    }
+    roomlog_append_flags(&f->log, f->batch, op->room_no, op->ts_us, op->author,
+                         (op->flags & ROOM_MSG_REMOVED) ? "" : op->text, op->flags);
+}
+
 /* ---- snapshots ----------------------------------------------------------------------------- */
 
 int shard_edit_snapshot(struct shard_fsm *f, const uint64_t *rooms, size_t n_rooms,

@@ -19,7 +19,8 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-/* V2 adds each room's purge floor and the group's message edits. */
+/* V2 adds each room's purge floor, the group's message edits and its rooms' file records
+ * (small; the files' bytes are fetched from a peer afterwards, like messages). */
 enum { SNAP_V1 = 1, SNAP_V2 = 2, MAX_SNAP_ROOMS = 1 << 24 };
 
 
@@ -91,6 +92,8 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
             shard_edit_apply(f, index, (uint32_t)i, node, &ops[i]);
         } else if (ops[i].kind == SHARD_OP_PURGE) {
             shard_purge_apply(f, index, (uint32_t)i, node, &ops[i]);
+        } else if (ops[i].kind == SHARD_OP_IMPORT) {
+            shard_import_apply(f, &ops[i]);
         } else if (ops[i].kind == SHARD_OP_FILE_CHUNK) {
             roomfile_put_chunk(f->batch, ops[i].room_no, ops[i].file_no, ops[i].chunk,
                                ops[i].data, ops[i].data_len);
@@ -106,9 +109,9 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
     int rc = store_write(f->cfg.st, f->batch, false);
     store_batch_clear(f->batch);
     for (size_t i = 0; i < n; i++) {
-        if (ops[i].kind == SHARD_OP_PURGE && rc != 0)
-            roomlog_forget(&f->log, ops[i].room_no); /* its floor moved only in memory */
-        if (ops[i].kind != SHARD_OP_POST)
+        if ((ops[i].kind == SHARD_OP_PURGE || ops[i].kind == SHARD_OP_IMPORT) && rc != 0)
+            roomlog_forget(&f->log, ops[i].room_no); /* its counters moved only in memory */
+        if (ops[i].kind != SHARD_OP_POST && ops[i].kind != SHARD_OP_IMPORT)
             continue;
         struct roomlog_room *r = roomlog_room(&f->log, ops[i].room_no);
         if (rc == 0)
@@ -152,6 +155,9 @@ static struct store_iter *rooms_iter(struct shard_fsm *f)
     return store_iter_new(f->cfg.st, STORE_CF_STATE, lo, 5, hi, hlen);
 }
 
+static int files_snapshot(struct shard_fsm *f, const uint64_t *rooms, size_t n_rooms,
+                          struct pc_buf *out);
+
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct shard_fsm *f = rf->data;
@@ -186,10 +192,57 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     store_iter_free(it);
     if (rc == 0)
         rc = shard_edit_snapshot(f, rooms, n_rooms, &b);
+    if (rc == 0)
+        rc = files_snapshot(f, rooms, n_rooms, &b);
     pc_free(rooms);
     if (rc == 0)
         rc = fsm_compl_snapshot(f->cfg.st, f->cfg.group, &b);
     return fsm_snapshot_hand_over(rc, ENTRY_SHARD_SNAP, &b, bufs, n_bufs);
+}
+
+/* (u8 1, uv room, uv file, bytes record)* u8 0 */
+static int files_snapshot(struct shard_fsm *f, const uint64_t *rooms, size_t n_rooms,
+                          struct pc_buf *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n_rooms && rc == 0; i++) {
+        uint8_t lo[32], hi[32];
+        size_t klen = store_key_file(lo, rooms[i], 0);
+        store_key_file(hi, rooms[i] + 1, 0);
+        struct store_iter *it = store_iter_new(f->cfg.st, STORE_CF_FILES, lo, 9, hi, 9);
+        for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+            struct pc_str k = store_iter_key(it), v = store_iter_value(it);
+            if (k.len != klen)
+                continue;
+            pc_bin_put_u8(out, 1);
+            pc_bin_put_uv(out, rooms[i]);
+            pc_bin_put_uv(out, pc_be64_read((const uint8_t *)k.p + 9));
+            pc_bin_put_bytes(out, v.p, v.len);
+        }
+        rc = store_iter_status(it);
+        store_iter_free(it);
+    }
+    pc_bin_put_u8(out, 0);
+    return rc;
+}
+
+static int files_restore(struct shard_fsm *f, struct pc_bin_reader *r, struct store_batch *b)
+{
+    for (bool first = true;; first = false) {
+        uint8_t more = pc_bin_get_u8(r);
+        if (r->err != 0 || more == 0)
+            break;
+        uint64_t room_no = pc_bin_get_uv(r), file_no = pc_bin_get_uv(r);
+        struct pc_str v = pc_bin_get_bytes(r);
+        if (r->err != 0 || more != 1 || room_no == 0 || file_no == 0 ||
+            !roomfile_record_valid(v.p, v.len))
+            return PC_ECORRUPT;
+        uint8_t k[32];
+        store_batch_put(b, STORE_CF_FILES, k, store_key_file(k, room_no, file_no), v.p, v.len);
+        if (first) /* look for missing bytes, even after a restart (pool_filefix.c) */
+            store_batch_put(b, STORE_CF_STATE, k, store_key_filecheck(k, f->cfg.group), "", 0);
+    }
+    return r->err != 0 ? PC_ECORRUPT : 0;
 }
 
 struct snap_room {
@@ -264,6 +317,8 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
                 local->floor = rooms[i].floor;
         }
         rc = shard_edit_restore(f, &r, b);
+        if (rc == 0)
+            rc = files_restore(f, &r, b);
     }
     if (rc == 0)
         rc = fsm_compl_restore(&r, f->cfg.group, b);
@@ -290,6 +345,8 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
             if (rooms[i].last > rooms[i].have && f->cfg.backfill_needed != NULL)
                 f->cfg.backfill_needed(f->cfg.ctx, rooms[i].room_no, rooms[i].have + 1,
                                        rooms[i].last);
+        if (f->cfg.files_check != NULL)
+            f->cfg.files_check(f->cfg.ctx);
     }
     pc_free(rooms);
     return rc;
@@ -352,6 +409,36 @@ uint64_t shard_fsm_applied_index(const struct shard_fsm *f)
 uint64_t shard_fsm_room_last(struct shard_fsm *f, uint64_t room_no)
 {
     return roomlog_room(&f->log, room_no)->last;
+}
+
+struct missing_files {
+    void (*cb)(void *ctx, const struct room_file *file, uint32_t from);
+    void *ctx;
+    struct store *st;
+};
+
+static void missing_file(void *ctx, const struct room_file *file)
+{
+    struct missing_files *m = ctx;
+    uint32_t from = roomfile_first_missing(m->st, file->room_no, file->file_no, file->chunks);
+    if (from < file->chunks)
+        m->cb(m->ctx, file, from);
+}
+
+int shard_fsm_missing_files(struct shard_fsm *f,
+                            void (*cb)(void *ctx, const struct room_file *file, uint32_t from),
+                            void *ctx)
+{
+    struct missing_files m = {cb, ctx, f->cfg.st};
+    struct store_iter *it = rooms_iter(f);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        struct pc_str k = store_iter_key(it);
+        if (k.len == 13)
+            roomfile_list(f->cfg.st, pc_be64_read((const uint8_t *)k.p + 5), missing_file, &m);
+    }
+    int rc = store_iter_status(it);
+    store_iter_free(it);
+    return rc;
 }
 
 uint64_t shard_fsm_room_floor(struct shard_fsm *f, uint64_t room_no)

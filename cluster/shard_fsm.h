@@ -29,6 +29,9 @@ struct shard_fsm_config {
      * here; fetch them from a peer replica and hand them to shard_fsm_backfill_store. Until
      * then, history reads of that range must go to a peer. */
     void (*backfill_needed)(void *ctx, uint64_t room_no, uint64_t from_seq, uint64_t to_seq);
+    /* After a snapshot install: file records arrived without their bytes; look for them
+     * (shard_fsm_missing_files) and fetch them from a peer. */
+    void (*files_check)(void *ctx);
     void *ctx;
 };
 
@@ -58,6 +61,11 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
 uint64_t shard_fsm_applied_index(const struct shard_fsm *f);
 /* The room's last assigned (and stored) seq; 0 when it has no messages. */
 uint64_t shard_fsm_room_last(struct shard_fsm *f, uint64_t room_no);
+/* Calls cb for every file of the group's rooms with chunks missing here (from = the first
+ * missing chunk). Returns 0 or PC_EIO. */
+int shard_fsm_missing_files(struct shard_fsm *f,
+                            void (*cb)(void *ctx, const struct room_file *file, uint32_t from),
+                            void *ctx);
 /* The room's purge floor: every message up to it is deleted (0 = none). */
 uint64_t shard_fsm_room_floor(struct shard_fsm *f, uint64_t room_no);
 

@@ -31,6 +31,8 @@ void shard_purge_apply(struct shard_fsm *f, uint64_t index, uint32_t n, const ch
 /* Purges the room up to seq into batch b (messages, edits, files, back-fill records) and
  * sets the room's floor: the part of a PURGE that a snapshot install repeats. */
 void shard_purge_room(struct shard_fsm *f, struct store_batch *b, uint64_t room_no, uint64_t seq);
+/* Appends an imported message (op->target_seq must be the room's next id; else skipped). */
+void shard_import_apply(struct shard_fsm *f, const struct shard_op *op);
 /* Applies a stored edit of m's seq to m (text copied into buf). */
 void shard_edit_overlay(struct shard_fsm *f, struct room_msg *m, struct pc_buf *buf);
 /* Snapshot section of the group's edits: (u8 1, uv room, uv seq, u8 flags, str text)* u8 0;

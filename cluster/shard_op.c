@@ -1,5 +1,6 @@
 /* Binary form of shard op batches (the payload of an ENTRY_SHARD_OPS raft entry). */
 #include "cluster/shard_op.h"
+#include "cluster/cluster.h"
 
 #include <string.h>
 
@@ -35,7 +36,8 @@ void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, st
                 pc_bin_put_uv(out, op->file_size);
                 pc_bin_put_uv(out, op->file_chunks);
             }
-        } else if (op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) {
+        } else if (op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE ||
+                   op->kind == SHARD_OP_IMPORT) {
             pc_bin_put_uv(out, op->room_no);
             pc_bin_put_uv(out, op->target_seq);
             pc_bin_put_sv(out, op->ts_us);
@@ -43,7 +45,7 @@ void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, st
             pc_bin_put_str(out, op->text);
             pc_bin_put_str(out, op->room_guid);
             pc_bin_put_str(out, op->room_name);
-            pc_bin_put_u8(out, op->remove);
+            pc_bin_put_u8(out, op->kind == SHARD_OP_IMPORT ? op->flags : op->remove);
         } else if (op->kind == SHARD_OP_FILE_CHUNK) {
             pc_bin_put_uv(out, op->room_no);
             pc_bin_put_uv(out, op->file_no);
@@ -125,7 +127,8 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
             if (r.err == 0 && (op->room_no == 0 || op->file_no == 0 || chunk > UINT32_MAX ||
                                d.len == 0 || d.len > SHARD_MAX_CHUNK))
                 r.err = PC_ECORRUPT;
-        } else if ((kind == SHARD_OP_EDIT || kind == SHARD_OP_PURGE) && version >= OPS_V3) {
+        } else if ((kind == SHARD_OP_EDIT || kind == SHARD_OP_PURGE || kind == SHARD_OP_IMPORT) &&
+                   version >= OPS_V3) {
             op->kind = (enum shard_op_kind)kind;
             op->room_no = pc_bin_get_uv(&r);
             op->target_seq = pc_bin_get_uv(&r);
@@ -135,7 +138,11 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
             op->room_guid = get_str(&r, arena, SHARD_MAX_NAME);
             op->room_name = get_str(&r, arena, SHARD_MAX_NAME);
             uint8_t remove = pc_bin_get_u8(&r);
-            op->remove = remove != 0;
+            if (kind == SHARD_OP_IMPORT) {
+                op->flags = remove;
+                remove = remove > (ROOM_MSG_REMOVED | ROOM_MSG_REPLACED) ? 2 : 0;
+            }
+            op->remove = remove == 1;
             if (r.err == 0 && (op->room_no == 0 || op->target_seq == 0 || remove > 1 ||
                                op->target_seq == UINT64_MAX))
                 r.err = PC_ECORRUPT;

@@ -17,6 +17,7 @@ enum shard_op_kind {
     SHARD_OP_FILE_CHUNK = 3, /* store one chunk of a file being uploaded to a room */
     SHARD_OP_EDIT = 4,  /* an administrator removes or replaces message target_seq */
     SHARD_OP_PURGE = 5, /* delete the room's messages up to target_seq (clear, retention) */
+    SHARD_OP_IMPORT = 6, /* store an exported message as message target_seq (cluster.h) */
 };
 
 /* Everything apply needs travels inside the op, chosen by the proposer (the shard leader):
@@ -47,7 +48,9 @@ struct shard_op {
      * record; text = EDIT: the notice that replaces the message, PURGE: why). The message
      * choice was made by the proposer: apply only executes it. */
     uint64_t target_seq;
-    bool remove;           /* EDIT: remove the text instead of replacing it */
+    bool remove;           /* EDIT: remove the text instead of replacing it; IMPORT: the
+                              message was removed (a tombstone keeps its id) */
+    uint8_t flags;         /* IMPORT: ROOM_MSG_* of the exported message */
     const char *file_name;
     const char *file_sha;
     uint64_t file_size;

@@ -67,6 +67,13 @@ size_t store_key_applied(uint8_t *k, uint32_t group)
     return 5;
 }
 
+size_t store_key_filecheck(uint8_t *k, uint32_t group)
+{
+    k[0] = STORE_TAG_FILECHECK;
+    pc_be32_write(k + 1, group);
+    return 5;
+}
+
 size_t store_key_room_last(uint8_t *k, uint64_t room_no)
 {
     return store_key_tag_u64(k, STORE_TAG_ROOM_LAST, room_no);

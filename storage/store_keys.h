@@ -43,8 +43,11 @@ enum {
     STORE_TAG_EDIT = 'e',      /* 'e' be64(room no) be64(seq): u8 flags + the notice, an
                                   administrator's removal/replacement of that message */
     STORE_TAG_FLOOR = 'p',     /* 'p' be64(room no): be64 seq, messages up to it are purged */
+    STORE_TAG_FILECHECK = 'f', /* 'f' be32(shard group): empty, a snapshot brought file
+                                  records whose bytes may be missing here */
 };
 size_t store_key_applied(uint8_t *k, uint32_t group);
+size_t store_key_filecheck(uint8_t *k, uint32_t group);
 size_t store_key_room_last(uint8_t *k, uint64_t room_no);
 /* 13 bytes; the first 5 are the prefix shared by all of the group's rooms. */
 size_t store_key_shard_room(uint8_t *k, uint32_t group, uint64_t room_no);

@@ -13,6 +13,7 @@
 #include "cmd/pchatctl/admin_client.h"
 #include "cmd/pchatctl/admin_http.h"
 #include "cmd/pchatctl/drill.h"
+#include "cmd/pchatctl/transfer.h"
 
 /* Usage: pchatctl [-S SOCKET] OBJECT VERB [NAME] [--field value]…
  * e.g.   pchatctl room new Planning --category General --privacy closed --members alice@x,bob@x
@@ -45,6 +46,14 @@ static void usage(FILE *out)
             "  user add|set|get|list|remove USER [--display_name N] [--admin yes|no]\n"
             "           [--chat_enabled yes|no] [--disabled yes|no] [--password P]\n"
             "  user passwd USER --password P   (stored as scrypt + Digest HA1, never in clear)\n"
+            "  message remove ROOM [--user U] [--keywords W] [--match any|all|exact]\n"
+            "           [--case_sensitive yes] [--from DATE] [--to DATE] [--id N]\n"
+            "           [--remove yes | --notice TEXT]   (Remove-CsPersistentChatMessage)\n"
+            "  room clear ROOM --end_date DATE   delete the room's messages up to DATE\n"
+            "  config get | config set [--default_chat_history N] [--participant_update_limit N]\n"
+            "           [--max_file_size_kb N] [--removal_notice TEXT]   (pool-wide)\n"
+            "  export [--room NAME]… [--from DATE] [--to DATE] [--no-history] [-o FILE]\n"
+            "  import FILE   load an export (idempotent: importing twice changes nothing)\n"
             "  stats\n"
             "  pool status          every raft group (leader, term, commit, applied, lag) and peer link\n"
             "  node list|add|remove ID [--address HOST:PORT]   the pool's members; a new node\n"
@@ -142,6 +151,19 @@ static json_t *call_node(const char *sock, bool sock_only, struct admin_http *we
     return admin_http_call(web, req);
 }
 
+struct node_target {
+    const char *sock;
+    bool sock_only;
+    struct admin_http *web;
+    const char *token_file;
+};
+
+static json_t *call_target(void *ctx, json_t *req)
+{
+    struct node_target *t = ctx;
+    return call_node(t->sock, t->sock_only, t->web, t->token_file, req);
+}
+
 int main(int argc, char **argv)
 {
     const char *sock = getenv("PCHAT_ADMIN") ? getenv("PCHAT_ADMIN") : "run/n1/admin.sock";
@@ -181,6 +203,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "drill") == 0)
         return drill_main(sock, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "export") == 0 || strcmp(argv[i], "import") == 0) {
+        struct node_target t = {sock, sock_given && !url_given, &web, token_file};
+        struct transfer_api api = {call_target, &t};
+        return argv[i][0] == 'e' ? transfer_export(&api, argc - i - 1, argv + i + 1)
+                                 : transfer_import(&api, argc - i - 1, argv + i + 1);
+    }
     json_t *req = json_object();
     const char *object = argv[i++];
     char op[64];

@@ -82,6 +82,16 @@ static long long ctl(struct tl_node *n, const char *args, const char *field)
     return r;
 }
 
+/* pchatctl on node n, which must succeed (its output is shown when it does not). */
+static void run_ok(struct tl_node *n, const char *args)
+{
+    char out[8192];
+    int rc = tl_pchatctl(n, out, sizeof out, args);
+    if (rc != 0)
+        fprintf(stderr, "pchatctl %s: %s\n", args, out);
+    assert_int_equal(rc, 0);
+}
+
 static void __attribute__((format(printf, 3, 4))) post(struct tl_client *c, const char *room,
                                                         const char *fmt, ...)
 {
@@ -318,12 +328,125 @@ static void retention_keepsNewest_whilePosting(void **state)
     pool_down(&p);
 }
 
+/* The lines of an export file after its header (which carries the time of the export). */
+static char *export_body(struct tl_node *n, const char *path, const char *extra)
+{
+    char args[1024], out[4096];
+    snprintf(args, sizeof args, "export -o %s %s", path, extra);
+    int rc = tl_pchatctl(n, out, sizeof out, args);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[1 << 20];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    assert_non_null(strstr(buf, "{\"format\":\"pchat-export\",\"version\":1"));
+    char *body = strchr(buf, '\n');
+    assert_non_null(body);
+    assert_non_null(strstr(body, "{\"record\":\"end\""));
+    return strdup(body + 1);
+}
+
+/* Export from a 3-node pool, import into a fresh node: exporting that node gives the same
+ * stream (room ids, ACLs, retention, message ids, times, authors, edits and the purged
+ * start); importing again, there or into the source, changes nothing. */
+static void exportImport_roundTrip_isIdempotent(void **state)
+{
+    (void)state;
+    struct pool p;
+    pool_up(&p, tl_port_base() + 10);
+    char out[4096];
+    run_ok(&p.nodes[0], "category new Projects --retention_days 400 --creators sip:bob@example.test");
+    run_ok(&p.nodes[0], "room new Plans --category Projects --privacy secret "
+                        "--members sip:alice@example.test,sip:bob@example.test --managers sip:bob@example.test --retention_messages 1000");
+    struct tl_client *a = tl_client_new(p.nodes[1].sip_port, "alice@example.test");
+    char plans[256];
+    assert_non_null(tl_room_uri(a, "Plans", plans, sizeof plans));
+    assert_non_null(tl_join(a, p.lobby));
+    assert_non_null(tl_join(a, plans));
+    for (int i = 1; i <= 8; i++)
+        post(a, p.lobby, "lobby <%d> & \"quoted\" \xe2\x98\x95", i);
+    for (int i = 1; i <= 520; i++) /* more than one page (500) of export and import */
+        post(a, plans, "plan %d", i);
+    tl_client_close(a);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Lobby --id 2 --remove yes", "changed"), 1);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Lobby --id 3", "changed"), 1);
+    assert_int_equal(ctl(&p.nodes[0], "message remove Plans --id 1", "changed"), 1);
+    /* Lobby's first message purged: the export starts at 2. */
+    struct tl_client *r = tl_client_new(p.nodes[0].sip_port, "alice@example.test");
+    struct pcc_event *ev = tl_history(r, p.lobby, 1, 2);
+    char cut[PC_ISO_LEN], args[1024];
+    pc_time_iso(ev->msg.rooms[0].msgs[0].ts_us, cut);
+    pcc_event_free(ev);
+    tl_client_close(r);
+    snprintf(args, sizeof args, "room clear Lobby --end_date %s", cut);
+    assert_int_equal(ctl(&p.nodes[0], args, "purged_up_to"), 1);
+
+    char path_a[600], path_b[600];
+    snprintf(path_a, sizeof path_a, "%s/a.jsonl", p.nodes[0].dir);
+    snprintf(path_b, sizeof path_b, "%s/b.jsonl", p.nodes[0].dir);
+    char *a1 = export_body(&p.nodes[0], path_a, "");
+    assert_non_null(strstr(a1, "\"id\":2,\"time\""));
+    assert_non_null(strstr(a1, "\"state\":\"removed\""));
+    /* Lobby's message 1 is purged: only Plans' (replaced) is there. */
+    const char *one_id = strstr(a1, "\"id\":1,\"time\":");
+    assert_non_null(one_id);
+    assert_null(strstr(one_id + 1, "\"id\":1,\"time\":"));
+
+    /* A fresh node without demo content. */
+    struct tl_node b;
+    tl_node_init(&b, tl_port_base() + 20, "[seed]\ndemo = no\n");
+    tl_node_spawn(&b);
+    uint64_t deadline = pc_mono_ms() + 10000; /* no demo line to wait for: ask it */
+    while (tl_pchatctl(&b, out, sizeof out, "category list") != 0)
+        assert_true(pc_mono_ms() < deadline);
+    snprintf(args, sizeof args, "import %s", path_a);
+    int rc = tl_pchatctl(&b, out, sizeof out, args);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    char *b1 = export_body(&b, path_b, "");
+    if (strcmp(a1, b1) != 0)
+        fprintf(stderr, "source:\n%.3000s\ncopy:\n%.3000s\n", a1, b1);
+    assert_string_equal(a1, b1);
+    /* Again, into the copy and into the source: nothing changes. */
+    assert_int_equal(tl_pchatctl(&b, out, sizeof out, args), 0);
+    char *b2 = export_body(&b, path_b, "");
+    assert_string_equal(a1, b2);
+    assert_int_equal(tl_pchatctl(&p.nodes[2], out, sizeof out, args), 0);
+    char *a2 = export_body(&p.nodes[1], path_b, "");
+    assert_string_equal(a1, a2);
+    /* One room, by date: only Plans' messages up to now, no other room. */
+    char *one = export_body(&b, path_b, "--room Plans --to now");
+    assert_null(strstr(one, "\"name\":\"Lobby\""));
+    assert_non_null(strstr(one, "plan 520"));
+    /* A broken file stops with the line that is wrong. */
+    FILE *f = fopen(path_b, "w");
+    fputs("{\"format\":\"pchat-export\",\"version\":1}\n{\"record\":\"room\"\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "import %s", path_b);
+    assert_int_equal(tl_pchatctl(&b, out, sizeof out, args), 1);
+    assert_non_null(strstr(out, "line 2"));
+    free(a1);
+    free(a2);
+    free(b1);
+    free(b2);
+    free(one);
+    tl_node_stop(&b);
+    tl_node_cleanup(&b);
+    pool_down(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(removeReplaceAndClear_seenThroughEveryNode),
         cmocka_unit_test(nodeDownDuringChanges_catchesUpFromSnapshot),
         cmocka_unit_test(retention_keepsNewest_whilePosting),
+        cmocka_unit_test(exportImport_roundTrip_isIdempotent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

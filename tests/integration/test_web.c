@@ -557,6 +557,69 @@ static void pool_fileSurvivesTheUploadingNode(void **state)
     free(data);
 }
 
+static int setup_pool_snapshots(void **state)
+{
+    (void)state;
+    tl_pool_init(pool, NODES, tl_port_base() + 46,
+                 "[cluster]\nshards = 1\nelection_timeout_ms = 1000\nheartbeat_ms = 100\n"
+                 "snapshot_entries = 32\nsegment_size = 64k\n[auth]\nmode = off\n");
+    tl_pool_start(pool, NODES);
+    return 0;
+}
+
+/* Node 3 is down during an upload and comes back through a shard snapshot (the log moved
+ * on): the snapshot brings the file's record, node 3 fetches the bytes from a peer, and
+ * once it says so it serves the file alone, the two others stopped. */
+static void pool_snapshotReplicaFetchesFileBytes(void **state)
+{
+    (void)state;
+    tl_node_stop(&pool[2]);
+    char token[700];
+    login(pool[0].web_port, "alice", "any-password", token, sizeof token);
+    size_t len = 700 * 1024 + 3;
+    char *data = random_bytes(len);
+    struct answer a;
+    long st = 0;
+    uint64_t deadline = pc_mono_ms() + 15000;
+    while ((st = upload(&a, pool[0].web_port, token, "Lobby", "repair.bin", data, len, PLAIN)) ==
+               503 &&
+           pc_mono_ms() < deadline) {
+        answer_free(&a);
+        usleep(200000);
+    }
+    assert_int_equal(st, 200);
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+    /* Enough entries for snapshots that leave node 3 behind the log. */
+    struct tl_client *c = tl_client_new(pool[1].sip_port, "bob@example.test");
+    char lobby[256];
+    assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
+    assert_non_null(tl_join(c, lobby));
+    for (int i = 0; i < 300; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "filler %d", i);
+        assert_int_equal(tl_post(c, lobby, text), 200);
+    }
+    tl_client_close(c);
+    tl_node_start(&pool[2]);
+    deadline = pc_mono_ms() + 20000;
+    while (!tl_node_log_contains(&pool[2], "is whole here again") && pc_mono_ms() < deadline)
+        usleep(100000);
+    if (!tl_node_log_contains(&pool[2], "is whole here again"))
+        tl_node_dump_log(&pool[2]);
+    assert_true(tl_node_log_contains(&pool[2], "lacks chunks"));
+    assert_true(tl_node_log_contains(&pool[2], "is whole here again"));
+    tl_node_stop(&pool[0]);
+    tl_node_stop(&pool[1]);
+    login(pool[2].web_port, "carol", "any-password", token, sizeof token);
+    assert_int_equal(http(&a, pool[2].web_port, "GET", path, token, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, len);
+    assert_memory_equal(a.body.p, data, len);
+    answer_free(&a);
+    free(data);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -564,6 +627,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(files_uploadListDownload, setup_node, teardown_node),
         cmocka_unit_test_setup_teardown(files_rightsAndLimits, setup_node, teardown_node),
         cmocka_unit_test_setup_teardown(pool_fileSurvivesTheUploadingNode, setup_pool,
+                                        teardown_pool),
+        cmocka_unit_test_setup_teardown(pool_snapshotReplicaFetchesFileBytes, setup_pool_snapshots,
                                         teardown_pool),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

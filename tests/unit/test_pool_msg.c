@@ -230,6 +230,60 @@ static void roomReq_carriesFileChunksAndRecords(void **state)
     pc_buf_free(&b);
 }
 
+/* Administrators' requests and the repair fetch: every field survives, flags included. */
+static void roomReq_carriesEditsImportsAndFetches(void **state)
+{
+    (void)state;
+    struct room_edit e = {.author = BOB, .keywords = "launch code", .match = ROOM_MATCH_EXACT,
+                          .case_sensitive = true, .remove = true, .from_us = -5,
+                          .to_us = INT64_MAX, .seq = 77};
+    struct room_req edit = {.kind = ROOM_REQ_EDIT, .room_no = 3, .user = ALICE, .text = "gone",
+                            .edit = &e};
+    struct room_msg msgs[2] = {{3, 10, 1000, ALICE, UTF8, ROOM_MSG_REPLACED},
+                               {3, 11, 2000, BOB, "", ROOM_MSG_REMOVED}};
+    struct room_req import = {.kind = ROOM_REQ_IMPORT, .room_no = 3, .user = ALICE,
+                              .msgs = msgs, .n_msgs = 2};
+    struct room_req fetch = {.kind = ROOM_REQ_FILE_FETCH, .room_no = 3, .user = ALICE,
+                             .file_no = 99, .chunk = 4, .any_replica = true};
+    struct pc_buf b = {0};
+    struct pc_arena a = {0};
+    struct pool_room_req d;
+    pool_room_req_encode(&b, 1, &edit);
+    assert_int_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    assert_true(d.req.edit == &d.edit);
+    assert_string_equal(d.edit.author, BOB);
+    assert_string_equal(d.edit.keywords, "launch code");
+    assert_int_equal(d.edit.match, ROOM_MATCH_EXACT);
+    assert_true(d.edit.case_sensitive && d.edit.remove);
+    assert_true(d.edit.from_us == -5 && d.edit.to_us == INT64_MAX && d.edit.seq == 77);
+    assert_string_equal(d.req.text, "gone");
+    for (size_t cut = 0; cut < b.len; cut++)
+        assert_int_not_equal(pool_room_req_decode(b.data, cut, &a, &d), 0);
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 2, &import);
+    assert_int_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    assert_int_equal(d.req.n_msgs, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_msg_equal(&d.req.msgs[i], &msgs[i]);
+        assert_int_equal(d.req.msgs[i].flags, msgs[i].flags);
+    }
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 3, &fetch);
+    assert_int_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    assert_true(d.req.kind == ROOM_REQ_FILE_FETCH && d.req.file_no == 99 && d.req.chunk == 4);
+    /* An edit without its filter, an import without messages: refused. */
+    edit.edit = NULL;
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 4, &edit);
+    assert_int_not_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    import.n_msgs = 0;
+    pc_buf_reset(&b);
+    pool_room_req_encode(&b, 5, &import);
+    assert_int_not_equal(pool_room_req_decode(b.data, b.len, &a, &d), 0);
+    pc_arena_free(&a);
+    pc_buf_free(&b);
+}
+
 static void check_room_res(uint64_t req_id, const struct room_res *r)
 {
     struct pc_buf b = {0};
@@ -554,6 +608,7 @@ static void put_res_head(struct pc_buf *b)
     pc_bin_put_uv(b, 1); /* req_id */
     pc_bin_put_sv(b, 0); /* status */
     pc_bin_put_uv(b, 0); /* seq */
+    pc_bin_put_uv(b, 0); /* floor */
     pc_bin_put_sv(b, 0); /* ts_us */
 }
 
@@ -748,6 +803,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roomReq_roundTrips),
+        cmocka_unit_test(roomReq_carriesEditsImportsAndFetches),
         cmocka_unit_test(roomReq_carriesFileChunksAndRecords),
         cmocka_unit_test(roomRes_roundTrips),
         cmocka_unit_test(roomEvent_roundTrips),

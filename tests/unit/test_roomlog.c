@@ -14,6 +14,7 @@
 #include "common/pc_bin.h"
 #include "common/pc_buf.h"
 #include "common/pc_err.h"
+#include "common/pc_time.h"
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
@@ -283,6 +284,30 @@ static void read_reportsCorruptRecords(void **state)
     pc_arena_free(&arena);
 }
 
+/* Paged history (issue 7 item 5) on a room of a million messages between two busy
+ * neighbours: any page, from the newest back to the very first, is one seek and a walk of
+ * the page (the key order), never a scan from the start. The times are printed, not
+ * asserted (figures belong to benchmarks). */
+static void read_pagesAnywhereInAMillion(void **state)
+{
+    struct fixture *fx = *state;
+    const unsigned total = 1000000, per_batch = 20000;
+    post(fx, 6, 100);
+    for (unsigned i = 0; i < total / per_batch; i++)
+        post(fx, 7, per_batch);
+    post(fx, 8, 100);
+    assert_int_equal(store_sync(fx->st), 0);
+    static const uint64_t befores[] = {0, 999951, 500001, 1001, 51};
+    for (size_t i = 0; i < sizeof befores / sizeof befores[0]; i++) {
+        uint64_t t0 = pc_mono_ns();
+        uint64_t last = befores[i] ? befores[i] - 1 : total;
+        assert_history(fx->st, 7, befores[i], 0, 50, last - 49, last);
+        fprintf(stderr, "  page of 50 before id %llu: %.0f us\n",
+                (unsigned long long)befores[i], (double)(pc_mono_ns() - t0) / 1000.0);
+    }
+    assert_history(fx->st, 7, 21, 0, 50, 1, 20); /* the oldest, shorter page */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -295,6 +320,7 @@ int main(void)
         T(read_seesOnlyWrittenBatches),
         cmocka_unit_test(msg_encodingRoundTripsAndRejectsDamage),
         T(read_reportsCorruptRecords),
+        T(read_pagesAnywhereInAMillion),
     };
 #undef T
     return cmocka_run_group_tests_name("roomlog", tests, NULL, NULL);
