@@ -37,6 +37,7 @@ struct index_pass {
     bool init;                    /* the first pass: load the marks, count the rows */
     bool reset;                   /* rebuild: empty the index first */
     bool scan_edits;              /* look for removals/replacements too */
+    uint64_t sequence;            /* the store's latest write when the pass started */
     struct search_stale *stale;   /* hits the store disagreed with */
     size_t n_stale;
     unsigned budget;              /* messages this pass may index */
@@ -369,6 +370,14 @@ static void pass_done(uv_work_t *req, int status)
             st->rebuilding = false;
     }
     bool again = p->rc == 0 && status == 0 && (p->full || s->rebuild_asked || s->n_stale > 0);
+    /* Everything written before the pass began is indexed: until the store changes, a pass
+     * would find nothing (an idle node does no work at all). */
+    s->seen_valid = p->rc == 0 && status == 0 && !p->full;
+    s->seen_sequence = p->sequence;
+    if (p->scan_edits && p->rc == 0 && status == 0) {
+        s->edits_valid = true;
+        s->edits_sequence = p->sequence;
+    }
     pc_free(p->stale);
     pc_free(p->updates);
     pc_free(p);
@@ -384,16 +393,22 @@ static void start_pass(struct search *s)
 {
     if (s->pass != NULL || s->stopping)
         return;
+    uint64_t sequence = store_latest_sequence(s->st), now = pc_mono_ms();
+    bool edits_due = now - s->last_edit_scan_ms >= s->cfg.edits_ms &&
+                     !(s->edits_valid && s->edits_sequence == sequence);
+    if (s->seen_valid && sequence == s->seen_sequence && !edits_due && !s->rebuild_asked &&
+        s->n_stale == 0)
+        return;
     struct index_pass *p = pc_calloc(1, sizeof *p);
+    p->sequence = sequence;
+    if (edits_due) {
+        p->scan_edits = true;
+        s->last_edit_scan_ms = now;
+    }
     p->s = s;
     p->req.data = p;
     p->budget = s->cfg.batch;
     p->init = !s->marks_loaded;
-    uint64_t now = pc_mono_ms();
-    if (now - s->last_edit_scan_ms >= s->cfg.edits_ms) {
-        p->scan_edits = true;
-        s->last_edit_scan_ms = now;
-    }
     p->reset = s->rebuild_asked;
     s->rebuild_asked = false;
     if (p->reset) {

@@ -80,6 +80,10 @@ struct search {
     struct search_mark *floors;    /* worker: purge floors already applied to the index */
     bool marks_loaded;
     uint64_t last_edit_scan_ms;
+    uint64_t seen_sequence;        /* the store's sequence number the last pass saw */
+    bool seen_valid;
+    uint64_t edits_sequence;       /* … and the last edit scan */
+    bool edits_valid;
     struct index_pass *pass;       /* the pass in flight, or NULL */
     bool rebuild_asked;
     struct search_stale *stale;    /* waiting for the next pass */
