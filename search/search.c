@@ -5,6 +5,8 @@
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "common/pc_time.h"
+#include "storage/store.h"
 #include "search/search_int.h"
 
 int search_open(uv_loop_t *loop, struct store *st, const struct search_config *cfg,
@@ -50,9 +52,11 @@ void search_rebuild(struct search *s)
     /* The next tick starts it (or the pass running now is followed by it). */
 }
 
-void search_stats(const struct search *s, struct search_stats *out)
+void search_stats(struct search *s, struct search_stats *out)
 {
     *out = s->stats;
+    bool caught_up = s->seen_valid && store_latest_sequence(s->st) == s->seen_sequence;
+    out->behind_ms = caught_up ? 0 : pc_mono_ms() - s->last_pass_end_ms;
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -103,7 +103,10 @@ int search_run(struct search *s, const struct search_request *req, search_cb cb,
                char *err, size_t errlen);
 
 struct search_stats {
-    uint64_t lag;            /* applied messages not yet in the index (seq distance) */
+    uint64_t lag;            /* messages not yet in the index at the end of the last pass */
+    uint64_t behind_ms;      /* 0 when the index has seen every write to the store, else
+                                the time since the last pass ended: a bound on how old the
+                                newest indexed message may be */
     uint64_t indexed;        /* messages indexed since start */
     uint64_t rows;           /* messages in the index */
     uint64_t queries;        /* queries answered */
@@ -113,6 +116,6 @@ struct search_stats {
     bool rebuilding;         /* a rebuild was asked and has not caught up yet */
     double last_rate;        /* messages/s of the last pass that indexed a full batch */
 };
-void search_stats(const struct search *s, struct search_stats *out);
+void search_stats(struct search *s, struct search_stats *out);
 
 #endif

@@ -373,6 +373,7 @@ static void pass_done(uv_work_t *req, int status)
     /* Everything written before the pass began is indexed: until the store changes, a pass
      * would find nothing (an idle node does no work at all). */
     s->seen_valid = p->rc == 0 && status == 0 && !p->full;
+    s->last_pass_end_ms = pc_mono_ms();
     s->seen_sequence = p->sequence;
     if (p->scan_edits && p->rc == 0 && status == 0) {
         s->edits_valid = true;

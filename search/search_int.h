@@ -82,6 +82,7 @@ struct search {
     uint64_t last_edit_scan_ms;
     uint64_t seen_sequence;        /* the store's sequence number the last pass saw */
     bool seen_valid;
+    uint64_t last_pass_end_ms;
     uint64_t edits_sequence;       /* … and the last edit scan */
     bool edits_valid;
     struct index_pass *pass;       /* the pass in flight, or NULL */

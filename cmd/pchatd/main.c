@@ -240,9 +240,10 @@ static json_t *index_admin(struct node *n, const char *op)
     search_stats(n->search, &st);
     char file[1100];
     snprintf(file, sizeof file, "%s/search.sqlite", n->conf.data_dir);
-    return json_pack("{s:b, s:{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f}}", "ok", 1, "index",
+    return json_pack("{s:b, s:{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:f}}", "ok", 1, "index",
                      "file", file, "rebuilding", st.rebuilding, "messages",
-                     (json_int_t)st.rows, "lag_messages", (json_int_t)st.lag, "indexed_total",
+                     (json_int_t)st.rows, "lag_messages", (json_int_t)st.lag, "behind_ms",
+                     (json_int_t)st.behind_ms, "indexed_total",
                      (json_int_t)st.indexed, "queries_total", (json_int_t)st.queries,
                      "rebuilds_total", (json_int_t)st.rebuilds, "last_rate_msgs_per_s",
                      st.last_rate);
@@ -312,6 +313,9 @@ static void search_metrics(struct node *n, struct pc_buf *b)
                   "# HELP pchat_search_index_lag_messages applied messages not yet in this node's "
                   "search index\n# TYPE pchat_search_index_lag_messages gauge\n"
                   "pchat_search_index_lag_messages %llu\n"
+                  "# HELP pchat_search_index_behind_ms 0 when this node's search index has seen "
+                  "every write to its store, else ms since the indexer's last pass\n"
+                  "# TYPE pchat_search_index_behind_ms gauge\npchat_search_index_behind_ms %llu\n"
                   "# HELP pchat_search_index_messages messages in this node's search index\n"
                   "# TYPE pchat_search_index_messages gauge\npchat_search_index_messages %llu\n"
                   "# HELP pchat_search_indexed_total messages indexed since the node started\n"
@@ -322,7 +326,8 @@ static void search_metrics(struct node *n, struct pc_buf *b)
                   "had them as indexed (removed, replaced, purged)\n"
                   "# TYPE pchat_search_stale_dropped_total counter\n"
                   "pchat_search_stale_dropped_total %llu\n",
-                  (unsigned long long)st.lag, (unsigned long long)st.rows,
+                  (unsigned long long)st.lag, (unsigned long long)st.behind_ms,
+                  (unsigned long long)st.rows,
                   (unsigned long long)st.indexed, (unsigned long long)st.queries,
                   (unsigned long long)st.dropped_stale);
 }
