@@ -72,6 +72,7 @@ void search_stop(struct search *s, void (*cb)(void *arg), void *arg)
     s->stop_cb = cb;
     s->stop_arg = arg;
     s->timer.data = s;
+    search_queries_cancel(s);
     uv_close((uv_handle_t *)&s->timer, timer_closed);
 }
 

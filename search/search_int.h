@@ -68,6 +68,12 @@ struct search_stale {
 
 #define SEARCH_READERS_MAX 8
 #define SEARCH_QUERIES_MAX 64
+/* Queries in libuv's thread pool at once. The pool (4 threads) also serves password checks
+ * and whatever libraft hands it, so search takes at most two of its threads (this and the
+ * indexing pass); a query takes about a millisecond, the others wait in s->waiting. */
+#define SEARCH_QUERIES_IN_POOL 1
+
+struct query_job;
 
 struct search {
     uv_loop_t *loop;
@@ -92,12 +98,17 @@ struct search {
     uv_mutex_t readers_lock;       /* idle query connections, shared by worker threads */
     sqlite3 *readers[SEARCH_READERS_MAX];
     size_t n_readers;
-    unsigned queries_running;
+    unsigned queries_running;      /* accepted and not yet answered */
+    unsigned queries_in_pool;
+    struct query_job *waiting, *waiting_tail;
     bool stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
     struct search_stats stats;
 };
+
+/* search_query.c: answers every query still waiting (stopping). */
+void search_queries_cancel(struct search *s);
 
 /* search_index.c */
 void search_index_start(struct search *s);

@@ -19,6 +19,7 @@
 
 struct query_job {
     uv_work_t req;
+    struct query_job *queued;     /* the next in s->waiting */
     struct search *s;
     search_cb cb;
     void *arg;
@@ -40,6 +41,7 @@ struct query_job {
     struct search_stale *stale;
     size_t n_stale, cap_stale;
     uint64_t t0_ns;
+    bool dispatched;              /* handed to the thread pool (else answered from the queue) */
 };
 
 static sqlite3 *reader_take(struct search *s)
@@ -209,11 +211,42 @@ static void job_free(struct query_job *j)
     pc_free(j);
 }
 
+static void query_done(uv_work_t *req, int status);
+
+static int dispatch(struct search *s, struct query_job *j)
+{
+    int rc = uv_queue_work(s->loop, &j->req, query_work, query_done);
+    if (rc == 0) {
+        s->queries_in_pool++;
+        j->dispatched = true;
+    }
+    return rc;
+}
+
+/* Starts waiting queries while the pool share allows. */
+static void dispatch_waiting(struct search *s)
+{
+    while (s->waiting != NULL && s->queries_in_pool < SEARCH_QUERIES_IN_POOL && !s->stopping) {
+        struct query_job *j = s->waiting;
+        s->waiting = j->queued;
+        if (s->waiting == NULL)
+            s->waiting_tail = NULL;
+        int rc = dispatch(s, j);
+        if (rc != 0) {
+            j->status = PC_EIO;
+            snprintf(j->error, sizeof j->error, "cannot start the search: %s", uv_strerror(rc));
+            query_done(&j->req, 0);
+        }
+    }
+}
+
 static void query_done(uv_work_t *req, int status)
 {
     struct query_job *j = req->data;
     struct search *s = j->s;
     s->queries_running--;
+    if (j->dispatched)
+        s->queries_in_pool--;
     s->stats.queries++;
     s->stats.dropped_stale += j->n_stale;
     search_add_stale(s, j->stale, j->n_stale);
@@ -229,6 +262,20 @@ static void query_done(uv_work_t *req, int status)
     job_free(j);
     if (s->stopping)
         search_maybe_finish(s);
+    else
+        dispatch_waiting(s);
+}
+
+void search_queries_cancel(struct search *s)
+{
+    while (s->waiting != NULL) {
+        struct query_job *j = s->waiting;
+        s->waiting = j->queued;
+        j->status = PC_EUNAVAIL;
+        snprintf(j->error, sizeof j->error, "the node is shutting down: search another node");
+        query_done(&j->req, 0);
+    }
+    s->waiting_tail = NULL;
 }
 
 int search_run(struct search *s, const struct search_request *req, search_cb cb, void *arg,
@@ -273,12 +320,12 @@ int search_run(struct search *s, const struct search_request *req, search_cb cb,
     j->lag = s->stats.lag;
     j->t0_ns = pc_mono_ns();
     j->req.data = j;
-    rc = uv_queue_work(s->loop, &j->req, query_work, query_done);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot start the search: %s", uv_strerror(rc));
-        job_free(j);
-        return PC_EIO;
-    }
     s->queries_running++;
+    if (s->waiting_tail != NULL)
+        s->waiting_tail->queued = j;
+    else
+        s->waiting = j;
+    s->waiting_tail = j;
+    dispatch_waiting(s);
     return 0;
 }
