@@ -353,6 +353,36 @@ static void index_dropsPurgedAndRebuilds(void **state)
     assert_int_equal(ask(fx, "kiwi", 9, texts, sizeof texts), 2);
 }
 
+static void count_answer(void *arg, const struct search_result *res)
+{
+    int *n = arg;
+    (*n)++;
+    assert_true(res->status == 0 || res->status == PC_EUNAVAIL);
+}
+
+/* Queries wait their turn for the thread pool; stopping answers every one of them. */
+static void queries_waitingAtStopAreAnswered(void **state)
+{
+    struct fixture *fx = *state;
+    post(fx, 3, "grape");
+    settle(fx, 0, 1);
+    uint64_t room = 3;
+    struct search_request q = {.text = "grape", .rooms = &room, .n_rooms = 1, .limit = 5};
+    char err[200];
+    int answered_n = 0;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(search_run(fx->s, &q, count_answer, &answered_n, err, sizeof err), 0);
+    bool done = false;
+    search_stop(fx->s, stopped, &done);
+    while (!done)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(answered_n, 10);
+    /* teardown stops it again: give it a fresh one */
+    char e[256];
+    struct search_config cfg = {.path = fx->index, .interval_ms = 10, .batch = 7};
+    assert_int_equal(search_open(&fx->loop, fx->st, &cfg, &fx->s, e, sizeof e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +395,7 @@ int main(void)
         cmocka_unit_test(key_ordersByTime),
         cmocka_unit_test_setup_teardown(index_stopsBelowBackfill, setup, teardown),
         cmocka_unit_test_setup_teardown(index_dropsPurgedAndRebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(queries_waitingAtStopAreAnswered, setup, teardown),
     };
     return cmocka_run_group_tests_name("search", tests, NULL, NULL);
 }
