@@ -36,7 +36,7 @@ LDFLAGS = -pie -Wl,-z,relro,-z,now $(SAN_FLAGS)
 LIBS = $(PKG_LIBS) -lrocksdb -lpthread -lm
 
 # Library modules, in dependency order (see DESIGN.md §5).
-MODULES = common storage cluster compliance compliance/adapters chat/xccos chat/sip chat chat/client web
+MODULES = common storage cluster compliance compliance/adapters chat/xccos chat/sip chat chat/client search web
 # Each program is cmd/<name>/main.c; its other files go into the library so tests reach them.
 CMD_LIB_SRCS = $(filter-out %/main.c,$(wildcard cmd/*/*.c))
 LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(CMD_LIB_SRCS)

@@ -305,6 +305,11 @@ int store_sync(struct store *st)
     return 0;
 }
 
+uint64_t store_latest_sequence(struct store *st)
+{
+    return rocksdb_get_latest_sequence_number(st->db);
+}
+
 uint64_t store_property(struct store *st, enum store_cf cf, const char *name)
 {
     uint64_t v = 0;

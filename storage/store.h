@@ -76,6 +76,10 @@ void store_iter_free(struct store_iter *it);
 /* Makes every write so far durable (WAL fsync). */
 int store_sync(struct store *st);
 
+/* RocksDB's sequence number of the latest write: unchanged = nothing was written since
+ * (the search indexer skips its pass then). Thread-safe. */
+uint64_t store_latest_sequence(struct store *st);
+
 /* Integer RocksDB property of a column family ("rocksdb.total-sst-files-size"); 0 if none. */
 uint64_t store_property(struct store *st, enum store_cf cf, const char *name);
 

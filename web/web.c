@@ -122,6 +122,9 @@ static void dispatch(struct web_service *w, struct http_req *r, struct web_req *
     case ROUTE_METRICS:
         web_metrics(w, r);
         break;
+    case ROUTE_SEARCH:
+        web_search_dispatch(w, r, q);
+        break;
     default:
         http_reply_error(r, 404, "no such endpoint");
         break;
@@ -273,6 +276,8 @@ static enum web_route route_of(const char *path, struct web_req *q)
         return ROUTE_ADMIN;
     if (strcmp(path, "/api/rooms") == 0)
         return ROUTE_ROOMS;
+    if (strcmp(path, "/api/search") == 0)
+        return ROUTE_SEARCH;
     if (strncmp(path, "/api/rooms/", 11) != 0)
         return ROUTE_NONE;
     const char *ref = path + 11;
@@ -303,6 +308,7 @@ static bool method_ok(enum web_route route, const char *m)
     case ROUTE_METRICS:
     case ROUTE_ME:
     case ROUTE_FILE:
+    case ROUTE_SEARCH:
         return get;
     case ROUTE_LOGIN:
     case ROUTE_ADMIN:

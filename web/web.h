@@ -12,6 +12,7 @@
 
 struct chat_service;
 struct cluster;
+struct search;
 struct web_service;
 
 struct web_config {
@@ -39,6 +40,8 @@ struct web_hooks {
     void (*metrics)(void *ctx, struct pc_buf *out);
     /* Whether the node serves clients (SIP listening, not shutting down). */
     bool (*serving)(void *ctx);
+    /* The node's message index for GET /api/search (NULL: the node has none). */
+    struct search *search;
 };
 
 int web_service_start(uv_loop_t *loop, const struct web_config *cfg, struct chat_service *svc,

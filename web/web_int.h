@@ -35,6 +35,7 @@ enum web_route {
     ROUTE_ROOM,    /* GET, PUT|POST, DELETE /api/rooms/<ref> */
     ROUTE_FILES,   /* GET (list), POST (upload) /api/rooms/<ref>/files */
     ROUTE_FILE,    /* GET /api/rooms/<ref>/files/<id> */
+    ROUTE_SEARCH,  /* GET /api/search?q=…         full-text search of history */
 };
 
 /* One request's state (http_data). */
@@ -60,6 +61,8 @@ void web_health(struct web_service *w, struct http_req *r);
 bool web_files_upload_begin(struct web_service *w, struct http_req *r, struct web_req *q);
 void web_files_auth_done(struct web_service *w, struct http_req *r, struct web_req *q);
 void web_files_dispatch(struct web_service *w, struct http_req *r, struct web_req *q);
+/* web_search.c: GET /api/search (the sender is known). */
+void web_search_dispatch(struct web_service *w, struct http_req *r, struct web_req *q);
 /* https_bridge.c: TLS (OpenSSL) in front of the HTTP server. */
 int https_bridge_start(uv_loop_t *loop, const struct web_config *cfg, struct http_server *http,
                        struct https_bridge **out, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "chat/client/pcc.h"
+#include "cmd/pchat/search_cli.h"
 #include "common/pc_alloc.h"
 #include "common/pc_buf.h"
 #include "common/pc_err.h"
@@ -26,6 +27,7 @@
  *   info                     server limits (getserverinfo)
  *   wait SECONDS             keep printing what arrives, then go on
  *   quit
+ * and, on the command line only, `search …` (over HTTP: search_cli.h).
  * ROOM is a room name or its ma-chan:// URI. Every output line starts with a word saying
  * what it is: ready, room, joined, msg, history, posted, error, enter, leave, invite, info. */
 
@@ -448,6 +450,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: pchat [-s HOST:PORT] -u USER [-p PASSWORD] [--lync] [--follow] [COMMAND [ARGS…]]\n"
             "  -s HOST:PORT  a pool node's SIP address (default 127.0.0.1:5060)\n"
+            "  -w URL        the node's web services, for search (default http://127.0.0.1:8080,\n"
+            "                or $PCHAT_URL)\n"
             "  -u USER       your SIP address, e.g. alice@example.test\n"
             "  -p PASSWORD   answers the server's Digest challenge (or $PCHAT_PASSWORD)\n"
             "  --lync        sign in like Lync 2013 (no requri two-step)\n"
@@ -455,6 +459,9 @@ static void usage(FILE *out)
             "Without COMMAND, commands are read from standard input, one per line:\n"
             "  rooms [words] | join ROOM | history ROOM [N] [ID] | post ROOM TEXT | part ROOM\n"
             "  invites | info | wait SECONDS | quit\n"
+            "Search (command line only; over HTTP, XCCOS has no such command):\n"
+            "  search [--all|--phrase] [--case] [--author A,B] [--room R,S] [--from DATE]\n"
+            "         [--to DATE] [--limit N] [--before CURSOR] WORDS…\n"
             "Example: pchat -u alice@example.test post Lobby 'hello everyone'\n");
 }
 
@@ -468,9 +475,11 @@ int main(int argc, char **argv)
     bool lync = false;
     int opt;
     const char *password = getenv("PCHAT_PASSWORD");
-    while ((opt = getopt_long(argc, argv, "+s:u:p:h", longopts, NULL)) != -1) {
+    const char *web = getenv("PCHAT_URL") ? getenv("PCHAT_URL") : "http://127.0.0.1:8080";
+    while ((opt = getopt_long(argc, argv, "+s:u:p:w:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
+        case 'w': web = optarg; break;
         case 'u': user = optarg; break;
         case 'p': password = optarg; break;
         case 'L': lync = true; break;
@@ -483,6 +492,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (optind < argc && strcmp(argv[optind], "search") == 0)
+        return pchat_search(web, user, password, argc - optind - 1, argv + optind + 1);
     char host[64];
     int port = 5060;
     const char *colon = strrchr(server, ':');

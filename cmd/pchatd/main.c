@@ -18,6 +18,7 @@
 #include "compliance/compl_adapter.h"
 #include "compliance/compl_dispatch.h"
 #include "compliance/compl_event.h"
+#include "search/search.h"
 #include "web/web.h"
 
 struct node {
@@ -29,6 +30,7 @@ struct node {
     struct admin_sock *admin;
     struct web_service *web;
     struct compl_dispatch *compliance;
+    struct search *search;
     uv_signal_t sigterm, sigint;
     bool stopping;
     int exit_code;
@@ -64,6 +66,22 @@ static void cluster_closed(void *arg)
     pc_notice("pchatd: stopped");
 }
 
+/* The index reads the store from worker threads: it stops before the store closes. */
+static void search_stopped(void *arg)
+{
+    struct node *n = arg;
+    n->search = NULL;
+    cluster_close(n->cl, cluster_closed, n);
+}
+
+static void close_cluster(struct node *n)
+{
+    if (n->search != NULL)
+        search_stop(n->search, search_stopped, n);
+    else
+        cluster_close(n->cl, cluster_closed, n);
+}
+
 static void sip_stopped(void *arg)
 {
     struct node *n = arg;
@@ -72,7 +90,7 @@ static void sip_stopped(void *arg)
         compl_dispatch_stop(n->compliance); /* its last callbacks come during cluster_close */
         n->compliance = NULL;
     }
-    cluster_close(n->cl, cluster_closed, n);
+    close_cluster(n);
 }
 
 static void stop(struct node *n, const char *why)
@@ -94,7 +112,7 @@ static void stop(struct node *n, const char *why)
     if (n->sip != NULL)
         sip_server_stop(n->sip, sip_stopped, n);
     else if (n->cl != NULL)
-        cluster_close(n->cl, cluster_closed, n);
+        close_cluster(n);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -209,12 +227,40 @@ static void start_compliance(struct node *n)
     n->compliance = compl_dispatch_start(&n->loop, n->cl, &dc, adapters, k);
 }
 
+/* index.status / index.rebuild: the node's own search index (pchatctl index …). */
+static json_t *index_admin(struct node *n, const char *op)
+{
+    if (n->search == NULL)
+        return json_pack("{s:b, s:s}", "ok", 0, "error",
+                         "this node has no search index ([search] enabled = no, or it could "
+                         "not be opened: see the node's log)");
+    if (strcmp(op, "index.rebuild") == 0)
+        search_rebuild(n->search);
+    struct search_stats st;
+    search_stats(n->search, &st);
+    char file[1100];
+    snprintf(file, sizeof file, "%s/search.sqlite", n->conf.data_dir);
+    return json_pack("{s:b, s:{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:f}}", "ok", 1, "index",
+                     "file", file, "rebuilding", st.rebuilding, "messages",
+                     (json_int_t)st.rows, "lag_messages", (json_int_t)st.lag, "behind_ms",
+                     (json_int_t)st.behind_ms, "indexed_total",
+                     (json_int_t)st.indexed, "queries_total", (json_int_t)st.queries,
+                     "rebuilds_total", (json_int_t)st.rebuilds, "last_rate_msgs_per_s",
+                     st.last_rate);
+}
+
 /* config.get: the node's chat settings; compliance.status: the adapters as this node sees
- * them, and its log size. */
+ * them, and its log size; index.*: its search index. */
 static json_t *local_admin(void *ctx, const char *op, json_t *req)
 {
     (void)req;
     struct node *n = ctx;
+    if (strncmp(op, "index.", 6) == 0) {
+        if (strcmp(op, "index.status") != 0 && strcmp(op, "index.rebuild") != 0)
+            return json_pack("{s:b, s:s}", "ok", 0, "error",
+                             "unknown index operation: use index status or index rebuild");
+        return index_admin(n, op);
+    }
     if (strcmp(op, "config.get") == 0) {
         /* Get-CsPersistentChatConfiguration: what this node serves with (set in its config
          * file; every node of a pool should agree). */
@@ -255,6 +301,35 @@ static json_t *local_admin(void *ctx, const char *op, json_t *req)
     }
     return json_pack("{s:b, s:o, s:I, s:b}", "ok", 1, "adapters", list, "log_events", (json_int_t)log,
                      "dispatching_here", cluster_meta_leader(n->cl));
+}
+
+static void search_metrics(struct node *n, struct pc_buf *b)
+{
+    if (n->search == NULL)
+        return;
+    struct search_stats st;
+    search_stats(n->search, &st);
+    pc_buf_printf(b,
+                  "# HELP pchat_search_index_lag_messages applied messages not yet in this node's "
+                  "search index\n# TYPE pchat_search_index_lag_messages gauge\n"
+                  "pchat_search_index_lag_messages %llu\n"
+                  "# HELP pchat_search_index_behind_ms 0 when this node's search index has seen "
+                  "every write to its store, else ms since the indexer's last pass\n"
+                  "# TYPE pchat_search_index_behind_ms gauge\npchat_search_index_behind_ms %llu\n"
+                  "# HELP pchat_search_index_messages messages in this node's search index\n"
+                  "# TYPE pchat_search_index_messages gauge\npchat_search_index_messages %llu\n"
+                  "# HELP pchat_search_indexed_total messages indexed since the node started\n"
+                  "# TYPE pchat_search_indexed_total counter\npchat_search_indexed_total %llu\n"
+                  "# HELP pchat_search_queries_total searches answered\n"
+                  "# TYPE pchat_search_queries_total counter\npchat_search_queries_total %llu\n"
+                  "# HELP pchat_search_stale_dropped_total hits dropped because the store no longer "
+                  "had them as indexed (removed, replaced, purged)\n"
+                  "# TYPE pchat_search_stale_dropped_total counter\n"
+                  "pchat_search_stale_dropped_total %llu\n",
+                  (unsigned long long)st.lag, (unsigned long long)st.behind_ms,
+                  (unsigned long long)st.rows,
+                  (unsigned long long)st.indexed, (unsigned long long)st.queries,
+                  (unsigned long long)st.dropped_stale);
 }
 
 /* /metrics: what only the node knows (its SIP server and compliance dispatcher). */
@@ -300,6 +375,7 @@ static void node_metrics(void *ctx, struct pc_buf *b)
                          "# TYPE pchat_compliance_log_events gauge\npchat_compliance_log_events %llu\n",
                       (unsigned long long)compl_dispatch_log_size(n->compliance, 100000000));
     }
+    search_metrics(n, b);
 }
 
 static bool node_serving(void *ctx)
@@ -323,7 +399,7 @@ static int start_web(struct node *n)
                             .metrics_public = c->web_metrics_public,
                             .max_file_bytes = c->web_max_file_bytes};
     struct web_hooks hooks = {.ctx = n, .admin_local = local_admin, .metrics = node_metrics,
-                              .serving = node_serving};
+                              .serving = node_serving, .search = n->search};
     char err[512];
     int rc = web_service_start(&n->loop, &wc, n->svc, n->cl, &hooks, &n->web, err, sizeof err);
     if (rc != 0)
@@ -332,6 +408,21 @@ static int start_web(struct node *n)
 }
 
 /* ---- start-up ---------------------------------------------------------------------------- */
+
+/* The index is derived data: a node whose index cannot be opened still serves chat. */
+static void start_search(struct node *n)
+{
+    const struct pchatd_conf *c = &n->conf;
+    if (!c->search_enabled)
+        return;
+    char path[1100], err[512];
+    snprintf(path, sizeof path, "%s/search.sqlite", c->data_dir);
+    struct search_config sc = {.path = path, .interval_ms = (unsigned)c->search_interval_ms,
+                               .batch = (unsigned)c->search_batch,
+                               .edits_ms = (unsigned)c->search_edits_ms};
+    if (search_open(&n->loop, cluster_store(n->cl), &sc, &n->search, err, sizeof err) != 0)
+        pc_error("pchatd: search disabled on this node: %s", err);
+}
 
 static int start(struct node *n)
 {
@@ -385,6 +476,7 @@ static int start(struct node *n)
         return rc;
     }
     chat_service_attach(n->svc, n->cl);
+    start_search(n);
 
     struct sip_config sc;
     sip_config_defaults(&sc);

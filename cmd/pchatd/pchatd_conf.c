@@ -117,6 +117,17 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"compliance", "batch", PC_CONF_INT, F(compliance_batch), "1000", 1, 1000000,
      "events per delivery at most (a full batch is followed by the next one at once)"},
 
+    {"search", "enabled", PC_CONF_BOOL, F(search_enabled), "yes", 0, 0,
+     "full-text search of history (GET /api/search): an index of this node's messages in "
+     "<data_dir>/search.sqlite, fed in the background"},
+    {"search", "interval_ms", PC_CONF_INT, F(search_interval_ms), "200", 10, 60000,
+     "how often the indexer looks for new messages"},
+    {"search", "batch", PC_CONF_INT, F(search_batch), "2000", 10, 1000000,
+     "messages indexed per transaction (a full batch is followed by the next one at once)"},
+    {"search", "edits_interval_ms", PC_CONF_INT, F(search_edits_ms), "5000", 10, 3600000,
+     "how often the index looks for administrators' removals and replacements (until then "
+     "every hit is checked against the store anyway)"},
+
     {"web", "listen", PC_CONF_STR, F(web_listen), "127.0.0.1", 0, 0,
      "IPv4 address of the web services (room page, files, admin API, /metrics)"},
     {"web", "port", PC_CONF_INT, F(web_port), "8080", 0, 65535, "HTTP port (0 = none)"},

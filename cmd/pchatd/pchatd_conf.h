@@ -66,6 +66,11 @@ struct pchatd_conf {
     char *compliance_exec;
     int compliance_interval_s;
     int compliance_batch;
+    /* [search] */
+    bool search_enabled;
+    int search_interval_ms;
+    int search_batch;
+    int search_edits_ms;
     /* [web] */
     char *web_listen;
     int web_port;
