@@ -43,7 +43,7 @@ LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(CMD_LIB_SRCS)
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB = $(BUILD)/libpchat.a
 
-CMDS = pchatd pchat pchatctl
+CMDS = pchatd pchat pchatctl pchat-bench
 CMD_BINS = $(CMDS:%=$(BUILD)/bin/%)
 
 TEST_LIB_SRCS = $(wildcard tests/lib/*.c)
