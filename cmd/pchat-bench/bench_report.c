@@ -1,6 +1,7 @@
 #include "cmd/pchat-bench/bench_report.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <string.h>
@@ -45,10 +46,10 @@ static void hist_row(FILE *out, const char *name, const struct bench_hist *h)
 void bench_report_table(FILE *out, const struct bench_config *cfg, const struct bench_result *res)
 {
     double s = res->measured_s;
+    bool posting = cfg->duration_s > 0 && cfg->rooms > 0;
     fprintf(out, "== %s: %u users, %u rooms, %zu node(s), %s", cfg->label, cfg->users, cfg->rooms,
-            cfg->n_ports, cfg->duration_s > 0 ? (cfg->closed_loop ? "closed loop" : "open loop")
-                                              : "no posting");
-    if (cfg->duration_s > 0) {
+            cfg->n_ports, posting ? (cfg->closed_loop ? "closed loop" : "open loop") : "no posting");
+    if (posting) {
         if (cfg->closed_loop)
             fprintf(out, " window %u", cfg->window);
         else
@@ -67,7 +68,7 @@ void bench_report_table(FILE *out, const struct bench_config *cfg, const struct 
     if (res->history.count > 0)
         fprintf(out, "  history messages       %.1f per request\n",
                 (double)res->history_msgs / (double)res->history.count);
-    if (cfg->duration_s > 0) {
+    if (posting) {
         fprintf(out, "  posts                  %" PRIu64 " sent, %" PRIu64 " acked (%.0f/s), "
                      "%" PRIu64 " SIP 200, %" PRIu64 " 503, %" PRIu64 " errors, %" PRIu64
                      " unanswered\n",
