@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "chat/client/pcc.h"
 #include "common/pc_alloc.h"
@@ -57,7 +58,7 @@ struct sess {
     struct slot slots[];         /* closed loop: `window` slots */
 };
 
-enum phase { PH_SIGNIN, PH_SEARCH, PH_JOIN, PH_IDLE, PH_POST, PH_DRAIN, PH_DONE };
+enum phase { PH_SIGNIN, PH_SEARCH, PH_JOIN, PH_IDLE, PH_WAIT_GO, PH_POST, PH_DRAIN, PH_DONE };
 
 struct room {
     char name[128];
@@ -71,7 +72,10 @@ struct run {
     uv_loop_t loop;
     uv_timer_t tick;             /* 1 ms: open-loop sends, refills, phase changes */
     uv_timer_t progress;         /* 1 s: a progress line */
-    struct sess **s;
+    struct sess **s;             /* this process's sessions */
+    unsigned n;
+    uv_poll_t go;                /* sync_in: the other processes are ready too */
+    bool go_open;
     struct room *rooms;
     enum phase phase;
     unsigned next_signin, signing_in, next_join, joining, signin_done, join_done;
@@ -229,6 +233,8 @@ static void joined(struct run *r, struct sess *s, bool ok)
     s->st = S_JOINED;
     r->res->joined++;
     r->rooms[s->room].members++;
+    if (s->room < BENCH_MAX_ROOMS)
+        r->res->room_members[s->room]++;
 }
 
 static void on_delivery(struct run *r, struct sess *s, const struct xccos_chat *m, uint64_t at)
@@ -259,7 +265,8 @@ static void on_delivery(struct run *r, struct sess *s, const struct xccos_chat *
         return;
     if (count) {
         r->res->acked++;
-        r->res->expected_deliveries += r->rooms[s->room].members;
+        if (s->room < BENCH_MAX_ROOMS)
+            r->res->room_acked[s->room]++;
         bench_hist_record(&r->res->ack, lat);
     }
     if (r->cfg->closed_loop)
@@ -302,7 +309,7 @@ static void on_sip_response(struct run *r, struct sess *s, const struct pcc_even
 
 static void on_reply(struct run *r, struct sess *s, const struct xccos_msg *m, uint64_t at)
 {
-    if (m->op == XCCOS_OP_CHANSRCH && s->idx == 0 && r->phase == PH_SEARCH) {
+    if (m->op == XCCOS_OP_CHANSRCH && s == r->s[0] && r->phase == PH_SEARCH) {
         for (unsigned i = 0; i < r->cfg->rooms; i++)
             for (size_t k = 0; k < m->n_rooms; k++)
                 if (m->rooms[k].name != NULL && m->rooms[k].uri != NULL &&
@@ -438,9 +445,9 @@ static void begin_posting(struct run *r)
     r->measure_start_ns = now + (uint64_t)(r->cfg->warmup_s * 1e9);
     r->post_end_ns = now + (uint64_t)(r->cfg->duration_s * 1e9);
     r->n_posters = 0;
-    for (unsigned i = 0; i < r->cfg->users; i++) {
+    for (unsigned i = 0; i < r->n; i++) {
         struct sess *s = r->s[i];
-        s->posts = s->st == S_JOINED && (r->cfg->posters == 0 || i < r->cfg->posters);
+        s->posts = s->st == S_JOINED && (r->cfg->posters == 0 || s->idx < r->cfg->posters);
         if (s->posts)
             r->posters[r->n_posters++] = i;
     }
@@ -450,7 +457,7 @@ static void begin_posting(struct run *r)
     r->open_next_ns = now;
     r->open_k = 0;
     set_phase(r, PH_POST);
-    fprintf(stderr, "pchat-bench: posting for %.0f s (%s, %u posters%s)\n", r->cfg->duration_s,
+    fprintf(stderr, "pchat-bench: posting for %.0f s (%s, %u posters here%s)\n", r->cfg->duration_s,
             r->cfg->closed_loop ? "closed loop" : "open loop", r->n_posters,
             r->cfg->closed_loop ? "" : ", fixed schedule");
     if (r->cfg->closed_loop)
@@ -471,6 +478,30 @@ static void finish_posting(struct run *r)
     set_phase(r, PH_DONE);
 }
 
+/* Every session of every process is in place: the RSS now is what they cost. */
+static void go_post(struct run *r)
+{
+    sample_nodes(r, 1);
+    if (r->cfg->duration_s > 0 && r->res->joined > 0)
+        begin_posting(r);
+    else
+        set_phase(r, PH_DONE);
+}
+
+static void on_go(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    struct run *r = p->data;
+    char c;
+    uv_poll_stop(p);
+    if (status < 0 || read(r->cfg->sync_in, &c, 1) != 1) {
+        snprintf(r->res->error, sizeof r->res->error, "lost the parent process");
+        set_phase(r, PH_DONE);
+        return;
+    }
+    go_post(r);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct run *r = t->data;
@@ -478,9 +509,9 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = pc_mono_ns();
     switch (r->phase) {
     case PH_SIGNIN:
-        while (r->next_signin < cfg->users && r->signing_in < cfg->connect_window)
+        while (r->next_signin < r->n && r->signing_in < cfg->connect_window)
             start_signin(r, r->s[r->next_signin++]);
-        if (r->signin_done == cfg->users) {
+        if (r->signin_done == r->n) {
             if (r->res->signed_in == 0) {
                 snprintf(r->res->error, sizeof r->res->error,
                          "no session could sign in (is a node listening on %s:%d?)", cfg->host,
@@ -491,7 +522,7 @@ static void on_tick(uv_timer_t *t)
                 set_phase(r, PH_IDLE);
             } else if (r->s[0]->st != S_READY) {
                 snprintf(r->res->error, sizeof r->res->error,
-                         "session 1 (used to look up the rooms) did not sign in");
+                         "session %u (used to look up the rooms) did not sign in", r->s[0]->idx + 1);
                 set_phase(r, PH_DONE);
             } else {
                 set_phase(r, PH_SEARCH);
@@ -506,24 +537,35 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_JOIN:
-        while (r->next_join < cfg->users && r->joining < cfg->join_window) {
+        while (r->next_join < r->n && r->joining < cfg->join_window) {
             struct sess *s = r->s[r->next_join++];
             if (s->st == S_READY)
                 start_join(r, s);
         }
-        if (r->next_join == cfg->users && r->joining == 0) {
+        if (r->next_join == r->n && r->joining == 0) {
             r->idle_end_ns = now + (uint64_t)(cfg->idle_s * 1e9);
             set_phase(r, PH_IDLE);
         }
         break;
     case PH_IDLE:
         if (now >= r->idle_end_ns) {
-            sample_nodes(r, 1);
-            if (cfg->duration_s > 0 && r->res->joined > 0)
-                begin_posting(r);
-            else
-                set_phase(r, PH_DONE);
+            if (cfg->sync_out >= 0) {
+                /* Tell the parent this share is in place; posting starts on its word. */
+                if (write(cfg->sync_out, "R", 1) != 1 || uv_poll_init(&r->loop, &r->go, cfg->sync_in) != 0) {
+                    snprintf(r->res->error, sizeof r->res->error, "lost the parent process");
+                    set_phase(r, PH_DONE);
+                    break;
+                }
+                r->go.data = r;
+                r->go_open = true;
+                uv_poll_start(&r->go, UV_READABLE, on_go);
+                set_phase(r, PH_WAIT_GO);
+            } else {
+                go_post(r);
+            }
         }
+        break;
+    case PH_WAIT_GO:
         break;
     case PH_POST:
         if (r->measure_start_ns != 0 && now >= r->measure_start_ns && r->bench_cpu0 == 0) {
@@ -586,6 +628,7 @@ static void on_progress(uv_timer_t *t)
                 res->signed_in, res->join_failed);
         break;
     case PH_IDLE:
+    case PH_WAIT_GO:
         fprintf(stderr, "[%5.1fs] holding %u sessions\n", el, res->signed_in - res->closed);
         break;
     case PH_POST:
@@ -615,27 +658,36 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     struct run *r = pc_calloc(1, sizeof *r);
     r->cfg = cfg;
     r->res = res;
-    pc_random_hex(res->run_id, 4);
+    if (cfg->run_id != NULL)
+        pc_strlcpy(res->run_id, cfg->run_id, sizeof res->run_id);
+    else
+        pc_random_hex(res->run_id, 4);
     memset(r->text_pad, 'x', sizeof r->text_pad);
     uv_loop_init(&r->loop);
     res->n_nodes = cfg->n_ports;
     for (size_t j = 0; j < cfg->n_ports; j++) {
         res->nodes[j].port = cfg->ports[j];
-        res->nodes[j].pid = j < cfg->n_pids ? cfg->pids[j] : 0;
+        /* One process samples the nodes, so CPU is not counted twice. */
+        res->nodes[j].pid = j < cfg->n_pids && cfg->proc_index == 0 ? cfg->pids[j] : 0;
     }
     r->rooms = pc_calloc(cfg->rooms ? cfg->rooms : 1, sizeof *r->rooms);
     for (unsigned i = 0; i < cfg->rooms; i++)
         snprintf(r->rooms[i].name, sizeof r->rooms[i].name, "%s-%u", cfg->room_prefix, i + 1);
-    r->s = pc_calloc(cfg->users, sizeof *r->s);
-    r->posters = pc_calloc(cfg->users, sizeof *r->posters);
+    unsigned procs = cfg->n_procs ? cfg->n_procs : 1;
+    r->s = pc_calloc(cfg->users / procs + 1, sizeof *r->s);
+    r->posters = pc_calloc(cfg->users / procs + 1, sizeof *r->posters);
     size_t slots = cfg->closed_loop ? cfg->window : 0;
-    for (unsigned i = 0; i < cfg->users; i++) {
+    for (unsigned i = cfg->proc_index; i < cfg->users; i += procs) {
         struct sess *s = pc_calloc(1, sizeof *s + slots * sizeof(struct slot));
         s->run = r;
         s->idx = i;
         s->room = cfg->rooms ? i % cfg->rooms : 0;
         s->node = (unsigned)(i % cfg->n_ports);
-        r->s[i] = s;
+        r->s[r->n++] = s;
+    }
+    if (r->n == 0) {
+        snprintf(res->error, sizeof res->error, "more processes than users");
+        set_phase(r, PH_DONE);
     }
     sample_nodes(r, 0);
     r->t0_ns = pc_mono_ns();
@@ -650,9 +702,11 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 
     /* Close every session (pcc frees itself once its handles are closed), then anything
      * else left on the loop. */
-    for (unsigned i = 0; i < cfg->users; i++)
+    for (unsigned i = 0; i < r->n; i++)
         if (r->s[i]->pcc != NULL)
             pcc_close(r->s[i]->pcc, false);
+    if (r->go_open)
+        uv_close((uv_handle_t *)&r->go, NULL);
     uv_timer_stop(&r->tick);
     uv_timer_stop(&r->progress);
     uv_close((uv_handle_t *)&r->tick, NULL);
@@ -662,7 +716,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     uv_run(&r->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&r->loop) != 0)
         fprintf(stderr, "pchat-bench: warning: handles left open on the loop\n");
-    for (unsigned i = 0; i < cfg->users; i++)
+    for (unsigned i = 0; i < r->n; i++)
         pc_free(r->s[i]);
     pc_free(r->s);
     pc_free(r->posters);
@@ -670,4 +724,58 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     int rc = res->error[0] != '\0' ? -1 : 0;
     pc_free(r);
     return rc;
+}
+
+void bench_result_merge(struct bench_result *dst, const struct bench_result *src)
+{
+    dst->signed_in += src->signed_in;
+    dst->signin_failed += src->signin_failed;
+    dst->joined += src->joined;
+    dst->join_failed += src->join_failed;
+    dst->closed += src->closed;
+    bench_hist_merge(&dst->signin, &src->signin);
+    bench_hist_merge(&dst->join, &src->join);
+    bench_hist_merge(&dst->history, &src->history);
+    bench_hist_merge(&dst->join_history, &src->join_history);
+    bench_hist_merge(&dst->delivery, &src->delivery);
+    bench_hist_merge(&dst->ack, &src->ack);
+    dst->history_msgs += src->history_msgs;
+    dst->sent += src->sent;
+    dst->acked += src->acked;
+    dst->sip_ok += src->sip_ok;
+    dst->busy_503 += src->busy_503;
+    dst->post_errors += src->post_errors;
+    dst->lost += src->lost;
+    dst->delivered += src->delivered;
+    dst->seq_gaps += src->seq_gaps;
+    dst->seq_dups += src->seq_dups;
+    dst->other_deliveries += src->other_deliveries;
+    for (size_t i = 0; i < BENCH_MAX_ROOMS; i++) {
+        dst->room_acked[i] += src->room_acked[i];
+        dst->room_members[i] += src->room_members[i];
+    }
+    dst->bench_cpu_ns += src->bench_cpu_ns;
+    if (dst->measured_s == 0)
+        dst->measured_s = src->measured_s;
+    if (src->wall_s > dst->wall_s)
+        dst->wall_s = src->wall_s;
+    for (size_t j = 0; j < src->n_nodes && j < BENCH_MAX_NODES; j++) {
+        if (j >= dst->n_nodes)
+            dst->nodes[j] = src->nodes[j];
+        else
+            dst->nodes[j].sessions += src->nodes[j].sessions;
+    }
+    if (src->n_nodes > dst->n_nodes)
+        dst->n_nodes = src->n_nodes;
+    if (dst->error[0] == '\0' && src->error[0] != '\0')
+        memcpy(dst->error, src->error, sizeof dst->error);
+}
+
+void bench_result_finish(struct bench_result *res, unsigned rooms)
+{
+    /* Every member of a room gets every acknowledged post, its author included. Rooms
+     * past BENCH_MAX_ROOMS are left out of the check (their deliveries still count). */
+    res->expected_deliveries = 0;
+    for (unsigned i = 0; i < rooms && i < BENCH_MAX_ROOMS; i++)
+        res->expected_deliveries += res->room_acked[i] * res->room_members[i];
 }

@@ -12,6 +12,8 @@
 #include "cmd/pchat-bench/bench_proc.h"
 
 #define BENCH_MAX_NODES 9
+/* Rooms whose deliveries are checked against their membership (completeness). */
+#define BENCH_MAX_ROOMS 1024
 
 struct bench_config {
     const char *label;             /* scenario name in the report */
@@ -38,6 +40,13 @@ struct bench_config {
     unsigned join_window;          /* joins (+ history) in progress at once */
     unsigned signin_timeout_ms;
     double drain_s;                /* after posting, wait this long at most for stragglers */
+    /* Several processes may share one workload (pchat-bench --procs): this one runs the
+     * sessions i with i % n_procs == proc_index. They share run_id (posts are tagged
+     * with it) and start posting together: each writes 'R' to sync_out once its sessions
+     * have joined and waits for a byte on sync_in (-1 = alone, no waiting). */
+    unsigned n_procs, proc_index;
+    const char *run_id;            /* 8 hex digits; NULL = pick one */
+    int sync_in, sync_out;
 };
 
 /* Everything measured; rates are over the measured window (duration - warm-up). */
@@ -57,6 +66,8 @@ struct bench_result {
     uint64_t history_msgs;            /* messages returned by all history requests */
     uint64_t sent, acked, sip_ok, busy_503, post_errors, lost;
     uint64_t delivered, expected_deliveries, seq_gaps, seq_dups, other_deliveries;
+    uint64_t room_acked[BENCH_MAX_ROOMS];   /* acknowledged posts per room */
+    unsigned room_members[BENCH_MAX_ROOMS]; /* sessions joined per room */
     struct bench_hist delivery;       /* intended send → arrival at every recipient */
     struct bench_hist ack;            /* intended send → the author's own copy */
     double measured_s;                /* the posting window the rates are over */
@@ -71,5 +82,12 @@ struct bench_result {
  * once a second. Returns 0 when the run completed (it may still report errors), -1 with
  * res->error set when it could not (no session signed in, a room is missing…). */
 int bench_run(const struct bench_config *cfg, struct bench_result *res);
+
+/* Adds the counts of src (another process's share of the same run) to dst; dst keeps its
+ * own node samples and window where it has them (process 0 samples the nodes). */
+void bench_result_merge(struct bench_result *dst, const struct bench_result *src);
+/* Computes what needs every process's counts: the deliveries expected from the posts
+ * acknowledged and the rooms' memberships. Call once, after merging. */
+void bench_result_finish(struct bench_result *res, unsigned rooms);
 
 #endif
