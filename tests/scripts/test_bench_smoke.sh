@@ -35,9 +35,11 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# The closed loop runs as two processes (--procs 2), which must add up to the same checks.
 for mode in open closed; do
   json="$dir/$mode.json"
-  "$build/bin/pchat-bench" --servers "$servers" --run-dir "$dir/pool" --users 20 --rooms 2 \
+  procs=1; [ $mode = closed ] && procs=2
+  "$build/bin/pchat-bench" --servers "$servers" --run-dir "$dir/pool" --users 20 --rooms 2 --procs $procs \
     --room-prefix smoke --user-prefix smoke$mode --mode $mode --rate 5 --window 2 \
     --duration 3 --warmup 1 --history 5 --label smoke-$mode --json "$json" > "$dir/$mode.out" 2>&1
   rc=$?
