@@ -11,7 +11,7 @@ ok() { echo "ok: $1"; pass=$((pass + 1)); }
 bad() { echo "FAILED: $1"; fail=$((fail + 1)); }
 dir=$(mktemp -d /tmp/pchat-bench-smoke-XXXXXX)
 base=$(( 32000 + ($$ % 30) * 25 ))  # below the ephemeral port range
-trap 'tests/bench/pool stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap 'tests/bench/pool stop "$dir/pool" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 finish() { echo "pchat-summary: $pass passed, $fail failed"; [ $fail -eq 0 ]; exit; }
 
 if tests/bench/pool start "$dir/pool" 3 "$base" > "$dir/start.log" 2>&1 &&
