@@ -122,6 +122,8 @@ int bench_report_json(const char *path, const struct bench_config *cfg,
         "mode", cfg->closed_loop ? "closed" : "open", "rate_per_user", cfg->rate, "window",
         (json_int_t)cfg->window, "duration_s", cfg->duration_s, "warmup_s", cfg->warmup_s,
         "msg_bytes", (json_int_t)cfg->msg_bytes, "history", (json_int_t)cfg->history);
+    json_object_set_new(conf, "posters", json_integer(cfg->posters));
+    json_object_set_new(conf, "procs", json_integer(cfg->n_procs ? cfg->n_procs : 1));
     json_t *nodes = json_array();
     for (size_t j = 0; j < res->n_nodes; j++) {
         const struct bench_node_result *n = &res->nodes[j];
