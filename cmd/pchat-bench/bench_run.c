@@ -52,6 +52,7 @@ struct sess {
     uint64_t t_start_ns, t_join_ns, t_hist_ns;
     uint32_t join_cseq, hist_cseq;
     uint64_t last_seq;           /* newest room seq seen live (order check) */
+    uint64_t lat_sum_ns, lat_n;  /* counted deliveries to this session (fairness) */
     uint64_t next_post_no;
     unsigned inflight;           /* closed loop: posts waiting for their echo */
     uint64_t backoff_until_ns;   /* closed loop: after a 503, wait before refilling */
@@ -257,9 +258,17 @@ static void on_delivery(struct run *r, struct sess *s, const struct xccos_chat *
         s->last_seq = m->msg_id;
     uint64_t lat = at > intended ? at - intended : 0;
     bool count = counted(r, intended);
+    bool in_window = r->measure_start_ns != 0 && at >= r->measure_start_ns && at < r->post_end_ns;
+    if (in_window) {
+        r->res->delivered_in_window++;
+        if (author == s->idx)
+            r->res->acked_in_window++;
+    }
     if (count) {
         r->res->delivered++;
         bench_hist_record(&r->res->delivery, lat);
+        s->lat_sum_ns += lat;
+        s->lat_n++;
     }
     if (author != s->idx)
         return;
@@ -716,8 +725,13 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     uv_run(&r->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&r->loop) != 0)
         fprintf(stderr, "pchat-bench: warning: handles left open on the loop\n");
-    for (unsigned i = 0; i < r->n; i++)
-        pc_free(r->s[i]);
+    for (unsigned i = 0; i < r->n; i++) {
+        struct sess *s = r->s[i];
+        if (s->lat_n > 0)
+            bench_hist_record(s->posts ? &res->session_mean_posters : &res->session_mean_listeners,
+                              s->lat_sum_ns / s->lat_n);
+        pc_free(s);
+    }
     pc_free(r->s);
     pc_free(r->posters);
     pc_free(r->rooms);
@@ -739,6 +753,8 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
     bench_hist_merge(&dst->join_history, &src->join_history);
     bench_hist_merge(&dst->delivery, &src->delivery);
     bench_hist_merge(&dst->ack, &src->ack);
+    bench_hist_merge(&dst->session_mean_posters, &src->session_mean_posters);
+    bench_hist_merge(&dst->session_mean_listeners, &src->session_mean_listeners);
     dst->history_msgs += src->history_msgs;
     dst->sent += src->sent;
     dst->acked += src->acked;
@@ -747,6 +763,8 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
     dst->post_errors += src->post_errors;
     dst->lost += src->lost;
     dst->delivered += src->delivered;
+    dst->delivered_in_window += src->delivered_in_window;
+    dst->acked_in_window += src->acked_in_window;
     dst->seq_gaps += src->seq_gaps;
     dst->seq_dups += src->seq_dups;
     dst->other_deliveries += src->other_deliveries;

@@ -66,10 +66,17 @@ struct bench_result {
     uint64_t history_msgs;            /* messages returned by all history requests */
     uint64_t sent, acked, sip_ok, busy_503, post_errors, lost;
     uint64_t delivered, expected_deliveries, seq_gaps, seq_dups, other_deliveries;
+    /* What arrived inside the measured window, whenever it was posted: the rates. (The
+     * counts above follow the posts made in the window to their last delivery, which
+     * overstates a rate the receivers cannot keep up with.) */
+    uint64_t delivered_in_window, acked_in_window;
     uint64_t room_acked[BENCH_MAX_ROOMS];   /* acknowledged posts per room */
     unsigned room_members[BENCH_MAX_ROOMS]; /* sessions joined per room */
     struct bench_hist delivery;       /* intended send → arrival at every recipient */
     struct bench_hist ack;            /* intended send → the author's own copy */
+    /* Fairness: each session's mean post→delivery latency, posting and listening sessions
+     * apart (a room whose listeners lag far behind its posters shows here). */
+    struct bench_hist session_mean_posters, session_mean_listeners;
     double measured_s;                /* the posting window the rates are over */
     double wall_s;                    /* the whole run */
     uint64_t bench_cpu_ns;            /* this process, during the measured window */

@@ -162,10 +162,16 @@ static int run_procs(struct bench_config *cfg, unsigned n, struct bench_result *
         if (part == NULL || !read_full(up[k], part, sizeof *part)) {
             snprintf(res->error, sizeof res->error, "process %u of %u did not report", k, n);
             rc = -1;
-        } else if (k == 0) {
-            *res = *part;
         } else {
-            bench_result_merge(res, part);
+            /* Each share on its own: a process that falls behind shows here. */
+            fprintf(stderr, "pchat-bench: process %u: %llu deliveries, its sessions' mean latency "
+                            "p50 %.1f ms, max %.1f ms\n", k, (unsigned long long)part->delivered,
+                    (double)bench_hist_quantile(&part->session_mean_listeners, 0.5) / 1e6,
+                    (double)part->session_mean_listeners.max_ns / 1e6);
+            if (k == 0)
+                *res = *part;
+            else
+                bench_result_merge(res, part);
         }
         close(up[k]);
         close(down[k]);
