@@ -447,9 +447,11 @@ static void start_join(struct run *r, struct sess *s)
     }
 }
 
-static void begin_posting(struct run *r)
+/* start_ns: when posting starts; every process of one run gets the same one (the
+ * monotonic clock is the machine's), so their measured windows coincide. */
+static void begin_posting(struct run *r, uint64_t start_ns)
 {
-    uint64_t now = pc_mono_ns();
+    uint64_t now = start_ns;
     r->post_start_ns = now;
     r->measure_start_ns = now + (uint64_t)(r->cfg->warmup_s * 1e9);
     r->post_end_ns = now + (uint64_t)(r->cfg->duration_s * 1e9);
@@ -488,11 +490,11 @@ static void finish_posting(struct run *r)
 }
 
 /* Every session of every process is in place: the RSS now is what they cost. */
-static void go_post(struct run *r)
+static void go_post(struct run *r, uint64_t start_ns)
 {
     sample_nodes(r, 1);
     if (r->cfg->duration_s > 0 && r->res->joined > 0)
-        begin_posting(r);
+        begin_posting(r, start_ns);
     else
         set_phase(r, PH_DONE);
 }
@@ -501,14 +503,15 @@ static void on_go(uv_poll_t *p, int status, int events)
 {
     (void)events;
     struct run *r = p->data;
-    char c;
+    uint64_t start_ns = 0;
     uv_poll_stop(p);
-    if (status < 0 || read(r->cfg->sync_in, &c, 1) != 1) {
+    /* The parent's word is the common start time (8 bytes, written at once: atomic). */
+    if (status < 0 || read(r->cfg->sync_in, &start_ns, sizeof start_ns) != sizeof start_ns) {
         snprintf(r->res->error, sizeof r->res->error, "lost the parent process");
         set_phase(r, PH_DONE);
         return;
     }
-    go_post(r);
+    go_post(r, start_ns > pc_mono_ns() ? pc_mono_ns() : start_ns);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -570,7 +573,7 @@ static void on_tick(uv_timer_t *t)
                 uv_poll_start(&r->go, UV_READABLE, on_go);
                 set_phase(r, PH_WAIT_GO);
             } else {
-                go_post(r);
+                go_post(r, pc_mono_ns());
             }
         }
         break;

@@ -43,7 +43,8 @@ struct bench_config {
     /* Several processes may share one workload (pchat-bench --procs): this one runs the
      * sessions i with i % n_procs == proc_index. They share run_id (posts are tagged
      * with it) and start posting together: each writes 'R' to sync_out once its sessions
-     * have joined and waits for a byte on sync_in (-1 = alone, no waiting). */
+     * have joined and waits for the start time (8 bytes, pc_mono_ns) on sync_in (-1 =
+     * alone, no waiting). */
     unsigned n_procs, proc_index;
     const char *run_id;            /* 8 hex digits; NULL = pick one */
     int sync_in, sync_out;
