@@ -247,7 +247,9 @@ static void on_delivery(struct run *r, struct sess *s, const struct xccos_chat *
         r->res->other_deliveries++;
         return;
     }
-    /* One order per room: seqs only grow, by one, for a session in one room. */
+    /* One order per room: seqs only grow, by one, for a session in one room. Only this
+     * run's posts are followed (history replayed at join is older), so another client
+     * posting into the same rooms during a run shows up as gaps. */
     if (s->last_seq != 0) {
         if (m->msg_id <= s->last_seq)
             r->res->seq_dups++;
