@@ -19,7 +19,7 @@
 static const char usage[] =
     "usage: pchat-bench [options]\n"
     "Signs in U users (one SIP/XCCOS session each, spread over the nodes), has user i join\n"
-    "room i %% R, optionally fetch history, then post for T seconds and reports posts acked/s,\n"
+    "room i mod R, optionally fetch history, then post for T seconds and reports posts acked/s,\n"
     "deliveries/s, post->delivery latency, join/history latency, 503s, errors, node CPU/RSS.\n"
     "  --servers H:P[,P…]   nodes' SIP TCP address(es), e.g. 127.0.0.1:5060,5070,5080\n"
     "  --pids P,P,…         node pids, in --servers order (CPU and RSS from /proc)\n"
