@@ -43,7 +43,7 @@ LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(CMD_LIB_SRCS)
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB = $(BUILD)/libpchat.a
 
-CMDS = pchatd pchat pchatctl
+CMDS = pchatd pchat pchatctl pchat-bench
 CMD_BINS = $(CMDS:%=$(BUILD)/bin/%)
 
 TEST_LIB_SRCS = $(wildcard tests/lib/*.c)
@@ -56,6 +56,8 @@ INTEG_BINS = $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 CHECK_SRCS = $(wildcard tests/checker/*.c)
 CHECK_OBJS = $(CHECK_SRCS:%.c=$(BUILD)/%.o)
 CHECK_BIN = $(BUILD)/bin/pchat-check
+# The bare-raft yardstick `make bench` prints beside the pool's figures (tests/bench/).
+RAFT_BARE_BIN = $(BUILD)/bench/raft_bare
 
 # A headless libpurple + SIPE client (the real Lync-protocol client code) for the interop
 # test. Built without sanitizers in both builds: it tests the server, and libpurple's own
@@ -63,8 +65,8 @@ CHECK_BIN = $(BUILD)/bin/pchat-check
 INTEROP_BIN = $(BUILD)/tests/interop/purple_interop
 PURPLE_FLAGS := $(shell pkg-config --cflags --libs purple libxml-2.0 2>/dev/null)
 
-.PHONY: all deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
-all: $(CMD_BINS) $(CHECK_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
+.PHONY: all bench deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
+all: $(CMD_BINS) $(CHECK_BIN) $(RAFT_BARE_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
 
 # The page is built into the binary (web/web_page.c .incbin's it).
 $(BUILD)/web/web_page.o: web/static/index.html
@@ -116,6 +118,11 @@ $(CHECK_BIN): $(CHECK_OBJS) $(LIB)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(CHECK_OBJS) $(LIB) $(LIBS)
 
+$(RAFT_BARE_BIN): $(BUILD)/tests/bench/raft_bare.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TEST_LIB_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
@@ -140,6 +147,13 @@ test-unit: all
 test-integration: all
 	@tests/run integration
 
+# Benchmarks (not part of `make test`): a fresh pool on loopback, the standard scenarios
+# through pchat-bench, and the bare-raft yardstick; MODE=single|pool|both (default both).
+# Table on stdout, JSON in build/bench/results.json. Takes about 5 minutes.
+MODE ?= both
+bench: all
+	@tests/bench/run $(MODE)
+
 check-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@tests/run --asan-only
@@ -157,4 +171,5 @@ clean:
 # Header dependencies of every object, tests included (a stale test object compiled
 # against an old struct layout fails in confusing ways).
 -include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CHECK_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) \
+         $(BUILD)/tests/bench/raft_bare.d \
          $(UNIT_BINS:=.d) $(INTEG_BINS:=.d)
