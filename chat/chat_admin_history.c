@@ -106,6 +106,24 @@ bool chat_date_field(json_t *req, const char *name, bool end_of_day, int64_t *ou
     return false;
 }
 
+/* A boolean field: true/false, or the strings yes/no/true/false (pchatctl sends strings). */
+static bool yes_no(json_t *req, const char *name, bool *out)
+{
+    json_t *v = json_object_get(req, name);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (v == NULL)
+        return true;
+    if (json_is_boolean(v))
+        *out = json_is_true(v);
+    else if (s != NULL && (!strcasecmp(s, "yes") || !strcasecmp(s, "true")))
+        *out = true;
+    else if (s != NULL && (!strcasecmp(s, "no") || !strcasecmp(s, "false")))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
 static bool read_edit(struct chat_service *svc, json_t *req, struct history_call *c, char *err,
                       size_t errlen)
 {
@@ -113,6 +131,10 @@ static bool read_edit(struct chat_service *svc, json_t *req, struct history_call
     const char *keywords = str_field(req, "keywords");
     const char *match = str_field(req, "match");
     const char *notice = str_field(req, "notice");
+    if (author != NULL && strlen(author) > 200) {
+        snprintf(err, errlen, "field 'user' is a user's URI (up to 200 bytes)");
+        return false;
+    }
     if (keywords != NULL && strlen(keywords) > MAX_KEYWORDS) {
         snprintf(err, errlen, "keywords are limited to %d bytes", MAX_KEYWORDS);
         return false;
@@ -131,10 +153,10 @@ static bool read_edit(struct chat_service *svc, json_t *req, struct history_call
         snprintf(err, errlen, "field 'match' is any, all or exact");
         return false;
     }
-    json_t *cs = json_object_get(req, "case_sensitive"), *rm = json_object_get(req, "remove");
     json_t *seq = json_object_get(req, "id");
-    if ((cs != NULL && !json_is_boolean(cs)) || (rm != NULL && !json_is_boolean(rm))) {
-        snprintf(err, errlen, "fields 'case_sensitive' and 'remove' are true or false");
+    if (!yes_no(req, "case_sensitive", &c->edit.case_sensitive) ||
+        !yes_no(req, "remove", &c->edit.remove)) {
+        snprintf(err, errlen, "fields 'case_sensitive' and 'remove' are true or false (yes/no)");
         return false;
     }
     /* A number, or digits (pchatctl sends every value as a string). */
@@ -146,8 +168,6 @@ static bool read_edit(struct chat_service *svc, json_t *req, struct history_call
         snprintf(err, errlen, "field 'id' is a message id (a positive number)");
         return false;
     }
-    c->edit.case_sensitive = json_is_true(cs);
-    c->edit.remove = json_is_true(rm);
     c->edit.seq = (uint64_t)id;
     if (!chat_date_field(req, "from", false, &c->edit.from_us, err, errlen) ||
         !chat_date_field(req, "to", true, &c->edit.to_us, err, errlen))

@@ -45,8 +45,8 @@ static bool number(json_t *req, const char *name, unsigned long long max, uint32
         ok = !strcmp(json_string_value(v), "default") ||
              pc_parse_u64(json_string_value(v), 0, max, &n);
     if (!ok) {
-        snprintf(err, errlen, "field '%s' is a number from 1 to %llu, or \"default\" (each "
-                 "node's configuration file)", name, max);
+        snprintf(err, errlen, "field '%s' is a number up to %llu, or 0 / \"default\" (each "
+                 "node's configuration file decides)", name, max);
         return false;
     }
     *out = (uint32_t)n;

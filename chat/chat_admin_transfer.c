@@ -26,7 +26,7 @@ struct export_call {
     uint64_t after;
     uint32_t count;
     int64_t from_us, to_us;
-    bool retried;
+    bool retried, shrunk;
     char *actor;
 };
 
@@ -53,6 +53,22 @@ static void export_done(void *arg, const struct room_res *res)
         export_submit(c);
         return;
     }
+    /* The owner returned fewer than the page (its max_history, or long texts): they are the
+     * newest of the range, so ask again for as many from where we are. */
+    uint64_t expected = (c->after > res->floor ? c->after : res->floor) + 1;
+    if (res->n_msgs > 0 && res->msgs[0].seq > expected && !c->shrunk) {
+        c->shrunk = true;
+        c->count = (uint32_t)res->n_msgs;
+        c->after = expected - 1;
+        export_submit(c);
+        return;
+    }
+    if (res->n_msgs > 0 && res->msgs[0].seq > expected) {
+        c->cb(c->arg, error_answer("history.export: the room's owner skipped messages %llu to "
+                                   "%llu; retry", (unsigned long long)expected,
+                                   (unsigned long long)res->msgs[0].seq - 1));
+        goto done;
+    }
     json_t *list = json_array();
     uint64_t next = c->after;
     bool past = false;
@@ -69,10 +85,15 @@ static void export_done(void *arg, const struct room_res *res)
             continue;
         char when[PC_ISO_LEN];
         pc_time_iso(m->ts_us, when);
+        /* Posts are UTF-8 (the SIP side checks), but an export must never leave a hole:
+         * anything else goes out with '?' for the bad bytes. */
+        char *author = pc_strdup(m->author), *text = pc_strdup(m->text);
+        pc_utf8_sanitize(author);
+        pc_utf8_sanitize(text);
         json_t *j = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)m->seq, "time", when,
-                              "author", m->author, "text", m->text);
-        if (j == NULL)
-            continue; /* not UTF-8: never accepted by a post, so never stored */
+                              "author", author, "text", text);
+        pc_free(author);
+        pc_free(text);
         if (state_name(m->flags) != NULL)
             json_object_set_new(j, "state", json_string(state_name(m->flags)));
         json_array_append_new(list, j);
@@ -139,7 +160,15 @@ struct import_call {
 static void import_done(void *arg, const struct room_res *res)
 {
     struct import_call *c = arg;
-    if (res->status != 0)
+    if (res->status == PC_EEXIST || res->status == PC_EINVAL)
+        c->cb(c->arg, error_answer("message.import: room %s: %s", c->guid,
+                                   res->status == PC_EEXIST
+                                       ? "some ids already hold other messages (the room was "
+                                         "posted to after an earlier import): nothing of this "
+                                         "batch was imported"
+                                       : "the ids do not follow the room's last one: nothing of "
+                                         "this batch was imported"));
+    else if (res->status != 0)
         c->cb(c->arg, with_reason(error_answer("message.import: %s; nothing after the last "
                                                "stored id was lost, run the import again",
                                                pc_strerror(res->status)), "unavailable"));
@@ -186,8 +215,14 @@ static bool import_message(struct chat_service *svc, json_t *j, uint64_t prev,
         return false;
     }
     char *uri = chat_user_uri(author, svc->cfg.domain);
+    bool long_uri = strlen(uri) > 256; /* SHARD_MAX_URI: what a shard op may carry */
     m->author = pc_arena_strdup(a, uri);
     pc_free(uri);
+    if (long_uri) {
+        snprintf(err, errlen, "message %lld: the author is longer than 256 bytes",
+                 (long long)json_integer_value(id));
+        return false;
+    }
     m->text = pc_arena_strdup(a, m->flags & ROOM_MSG_REMOVED ? "" : text);
     m->seq = (uint64_t)json_integer_value(id);
     return true;
@@ -213,7 +248,8 @@ static void message_import(struct chat_service *svc, const struct meta_room *rm,
     for (size_t i = 0; i < n; i++) {
         msgs[i].room_no = rm->no;
         if (!import_message(svc, json_array_get(list, i), i ? msgs[i - 1].seq : 0, &msgs[i],
-                            &c->arena, err, sizeof err)) {
+                            &c->arena, err, sizeof err) ||
+            (msgs[i].seq == UINT64_MAX && snprintf(err, sizeof err, "message id out of range"))) {
             cb(arg, error_answer("message.import: %s", err));
             pc_arena_free(&c->arena);
             pc_free(c);

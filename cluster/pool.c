@@ -217,6 +217,13 @@ static void on_backfill_needed(void *ctx, uint64_t room_no, uint64_t from, uint6
     route_backfill_needed(sh->pl, sh->id, room_no, from, to);
 }
 
+static void on_purged(void *ctx, uint64_t room_no, uint64_t floor)
+{
+    struct pool_shard *sh = ctx;
+    backfill_purged(sh->pl, room_no, floor);
+    filefix_purged(sh->pl, room_no);
+}
+
 static void on_files_check(void *ctx)
 {
     struct pool_shard *sh = ctx;
@@ -311,7 +318,8 @@ static int create_fsms(struct cluster *cl, char *errmsg, size_t errlen)
                                       .compl_mask = cl->cfg.compliance_classes,
                                       .applied = owner_applied,
                                       .backfill_needed = on_backfill_needed,
-                                      .files_check = on_files_check, .ctx = sh};
+                                      .files_check = on_files_check, .purged = on_purged,
+                                      .ctx = sh};
         rc = shard_fsm_create(&sc, &sh->fsm);
         if (rc != 0) {
             snprintf(errmsg, errlen, "shard %u: %s", sh->id, pc_strerror(rc));

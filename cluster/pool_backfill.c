@@ -38,7 +38,9 @@ static void backfill_done(void *arg, const struct room_res *res)
     bf->reading = false;
     if (cl->closing)
         return;
-    if (bf->from > bf->to) { /* purged meanwhile (backfill_purged) */
+    if (bf->from > bf->to || (res->status == 0 && res->floor >= bf->to)) {
+        /* Purged meanwhile, here (backfill_purged) or on the peer: the purge reaches this
+         * replica through the log, and its 'b' record goes with it. */
         backfill_remove(cl, bf);
         return;
     }

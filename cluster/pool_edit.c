@@ -57,6 +57,14 @@ static bool selected(const struct room_msg *m, const struct room_edit *e)
     return keywords_match(m->text, e);
 }
 
+/* What a shard op may carry (shard_op.h): a longer field would make every replica skip the
+ * whole entry, other users' posts with it. */
+static bool admin_fields_fit(const struct room_req *req)
+{
+    return req->user != NULL && strlen(req->user) <= SHARD_MAX_URI &&
+           (req->text == NULL || strlen(req->text) <= SHARD_MAX_TEXT);
+}
+
 /* Strings and room identity of an administrator's op (freed by op_free). */
 static struct shard_op admin_op(struct cluster *cl, enum shard_op_kind kind,
                                 const struct room_req *req, uint64_t seq)
@@ -74,6 +82,10 @@ void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const s
 {
     struct cluster *cl = sh->pl;
     const struct room_edit *e = req->edit;
+    if (!admin_fields_fit(req)) {
+        owner_answer(cl, origin, req_id, &(struct room_res){.status = PC_EINVAL});
+        return;
+    }
     /* A room still being back-filled here has holes the owner cannot choose from: the
      * asker retries (a back-fill takes moments). */
     if (backfill_pending(cl, req->room_no)) {
@@ -169,6 +181,10 @@ uint64_t owner_purge_seq(struct cluster *cl, uint64_t room_no, uint64_t floor, u
 void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req)
 {
     struct cluster *cl = sh->pl;
+    if (!admin_fields_fit(req)) {
+        owner_answer(cl, origin, req_id, &(struct room_res){.status = PC_EINVAL});
+        return;
+    }
     /* A room still being back-filled here has holes the owner cannot choose from: the
      * asker retries (a back-fill takes moments). */
     if (backfill_pending(cl, req->room_no)) {
@@ -186,9 +202,47 @@ void owner_purge(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const 
     o->answer_seq = upto;
 }
 
+/* An import is refused whole when it would not store what it says: ids taken by other
+ * messages (compared by time and author), or ids that do not follow the room's last one.
+ * Checked here, before anything reaches the log, since apply can only skip. */
+static int import_check(struct cluster *cl, struct pool_shard *sh, const struct room_req *req)
+{
+    uint64_t last = shard_fsm_room_last(sh->fsm, req->room_no);
+    uint64_t floor = shard_fsm_room_floor(sh->fsm, req->room_no);
+    for (size_t i = 0; i < req->n_msgs; i++) {
+        const struct room_msg *m = &req->msgs[i];
+        if (m->seq == 0 || m->seq == UINT64_MAX || m->author == NULL || m->author[0] == '\0' ||
+            strlen(m->author) > SHARD_MAX_URI || strlen(m->text) > SHARD_MAX_TEXT ||
+            (i > 0 && m->seq != req->msgs[i - 1].seq + 1))
+            return PC_EINVAL;
+        if (m->seq > last) {
+            if (m->seq != last + 1 && last != floor)
+                return PC_EINVAL; /* a hole inside the room's history */
+            break; /* the rest follow it */
+        }
+        if (m->seq <= floor)
+            continue;
+        struct pc_arena a = {0};
+        struct room_msg *have = NULL;
+        size_t n = 0;
+        int rc = roomlog_read(cl->st, req->room_no, 0, m->seq, 1, &a, &have, &n);
+        bool other = rc == 0 && n == 1 && have[0].seq == m->seq &&
+                     (have[0].ts_us != m->ts_us || strcmp(have[0].author, m->author) != 0);
+        pc_arena_free(&a);
+        if (other)
+            return PC_EEXIST;
+    }
+    return 0;
+}
+
 void owner_import(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req)
 {
     struct cluster *cl = sh->pl;
+    int rc = import_check(cl, sh, req);
+    if (rc != 0) {
+        owner_answer(cl, origin, req_id, &(struct room_res){.status = rc});
+        return;
+    }
     const struct meta_room *rm = meta_room_by_no(cluster_meta(cl), req->room_no);
     for (size_t i = 0; i < req->n_msgs; i++) {
         const struct room_msg *m = &req->msgs[i];

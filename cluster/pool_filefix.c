@@ -80,6 +80,37 @@ void filefix_scan(struct cluster *cl, struct pool_shard *sh)
     }
 }
 
+static bool file_exists(struct cluster *cl, uint64_t room_no, uint64_t file_no)
+{
+    struct pc_arena a = {0};
+    struct room_file f;
+    bool gone = cluster_file_get(cl, room_no, file_no, &f, &a) == PC_ENOTFOUND;
+    pc_arena_free(&a);
+    return !gone;
+}
+
+void filefix_check(struct cluster *cl, struct pool_shard *sh, uint64_t room_no, uint64_t file_no)
+{
+    struct pc_arena a = {0};
+    struct room_file f;
+    if (cluster_file_get(cl, room_no, file_no, &f, &a) == 0) {
+        uint32_t from = roomfile_first_missing(cl->st, room_no, file_no, f.chunks);
+        if (from < f.chunks)
+            add_missing(sh, &f, from);
+    }
+    pc_arena_free(&a);
+}
+
+void filefix_purged(struct cluster *cl, uint64_t room_no)
+{
+    struct pool_filefix *fx = cl->filefixes, *next;
+    for (; fx != NULL; fx = next) {
+        next = fx->next;
+        if (fx->room_no == room_no && !fx->reading && !file_exists(cl, room_no, fx->file_no))
+            filefix_remove(cl, fx); /* one being read is dropped when its answer comes */
+    }
+}
+
 static void fetched(void *arg, const struct room_res *res)
 {
     struct pool_filefix *fx = arg;
@@ -87,16 +118,14 @@ static void fetched(void *arg, const struct room_res *res)
     fx->reading = false;
     if (cl->closing)
         return;
+    /* Purged here meanwhile: a peer that has not applied the purge yet must not bring
+     * the bytes back. */
+    if (!file_exists(cl, fx->room_no, fx->file_no)) {
+        filefix_remove(cl, fx);
+        return;
+    }
     if (res->status != 0 || res->data_len == 0 || res->data_len > CLUSTER_FILE_CHUNK) {
-        /* The room or file purged since (nothing to repair), or this peer lacks it too. */
-        struct pc_arena a = {0};
-        struct room_file f;
-        if (cluster_file_get(cl, fx->room_no, fx->file_no, &f, &a) == PC_ENOTFOUND) {
-            pc_arena_free(&a);
-            filefix_remove(cl, fx);
-            return;
-        }
-        pc_arena_free(&a);
+        /* This peer lacks it too (it installed a snapshot as well), or is unreachable. */
         if (++fx->misses == 5)
             pc_warn("cluster: no peer has sent chunk %u of file %016llx (room %llu) yet: %s",
                     fx->chunk, (unsigned long long)fx->file_no, (unsigned long long)fx->room_no,

@@ -80,6 +80,9 @@ struct pool_sub {
 /* ---- owning side (pool_owner.c) -------------------------------------------------------- */
 
 /* An op of this node's proposals, from arrival until applied or failed. */
+/* Bytes of message text one history answer carries at most (a peer frame is 4 MiB). */
+#define POOL_MAX_ANSWER_TEXT (2u << 20)
+
 struct pool_op {
     UT_hash_handle hh;           /* in shard->proposed, by tag */
     TAILQ_ENTRY(pool_op) link;   /* in shard->pending */
@@ -253,6 +256,10 @@ struct pool_op *owner_queue(struct pool_shard *sh, uint64_t origin, uint64_t req
 void filefix_scan(struct cluster *cl, struct pool_shard *sh);
 void filefix_tick(struct cluster *cl, uint64_t now);
 void filefix_close(struct cluster *cl);
+/* After a file's announcing post applied here: repair it if chunks are missing. */
+void filefix_check(struct cluster *cl, struct pool_shard *sh, uint64_t room_no, uint64_t file_no);
+/* The room was purged here: drop the repairs of files that are gone. */
+void filefix_purged(struct cluster *cl, uint64_t room_no);
 
 /* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
 void retention_tick(struct cluster *cl, uint64_t now);

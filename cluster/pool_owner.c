@@ -349,6 +349,18 @@ static void do_history(struct cluster *cl, struct pool_shard *sh, uint64_t origi
     size_t n = 0;
     uint32_t count = req->count < cl->cfg.max_history ? req->count : cl->cfg.max_history;
     int rc = roomlog_read(cl->st, req->room_no, req->before, req->upto, count, &arena, &msgs, &n);
+    /* An answer must fit one peer-link frame: the oldest go when the texts are long (the
+     * asker pages on from what it got). */
+    size_t bytes = 0, keep = 0;
+    while (rc == 0 && keep < n && bytes < POOL_MAX_ANSWER_TEXT) {
+        const struct room_msg *m = &msgs[n - 1 - keep];
+        bytes += strlen(m->text) + strlen(m->author) + 32;
+        keep++;
+    }
+    if (keep < n) {
+        msgs += n - keep;
+        n = keep;
+    }
     uint64_t bound = req->before != 0 ? req->before : UINT64_MAX; /* as roomlog_read */
     if (req->upto != 0 && req->upto != UINT64_MAX && req->upto + 1 < bound)
         bound = req->upto + 1;
@@ -627,8 +639,14 @@ void owner_applied(void *ctx, uint64_t index, const struct shard_op *ops, size_t
             HASH_DEL(sh->proposed, o);
         if (op->kind == SHARD_OP_FILE_CHUNK && o != NULL)
             answer_status(cl, o->origin, o->req_id, 0);
-        if (op->kind == SHARD_OP_PURGE)
+        if (op->kind == SHARD_OP_PURGE) {
             backfill_purged(cl, op->room_no, shard_fsm_room_floor(sh->fsm, op->room_no));
+            filefix_purged(cl, op->room_no);
+        }
+        /* A file whose chunks were committed before a snapshot this replica installed:
+         * its record arrives now, its bytes must be fetched (pool_filefix.c). */
+        if (op->kind == SHARD_OP_POST && op->has_file)
+            filefix_check(cl, sh, op->room_no, op->file_no);
         if ((op->kind == SHARD_OP_EDIT || op->kind == SHARD_OP_PURGE) && o != NULL &&
             o->req_id != 0)
             owner_answer(cl, o->origin, o->req_id,

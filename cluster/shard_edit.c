@@ -20,7 +20,7 @@
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
-enum { EDIT_V1 = 1, MAX_SNAP_EDITS = 1 << 22 };
+enum { EDIT_V1 = 1 };
 
 static void put_edit(struct store_batch *b, uint64_t room_no, uint64_t seq, uint8_t flags,
                      const char *text)
@@ -250,14 +250,15 @@ int shard_edit_snapshot(struct shard_fsm *f, const uint64_t *rooms, size_t n_roo
 
 int shard_edit_restore(struct shard_fsm *f, struct pc_bin_reader *r, struct store_batch *b)
 {
-    for (size_t count = 0;; count++) {
+    /* No cap on the count: every record takes bytes of the snapshot, which bounds it. */
+    for (;;) {
         uint8_t more = pc_bin_get_u8(r);
         if (r->err != 0 || more == 0)
             break;
         uint64_t room_no = pc_bin_get_uv(r), seq = pc_bin_get_uv(r);
         uint8_t flags = pc_bin_get_u8(r);
         struct pc_str text = pc_bin_get_bytes(r);
-        if (r->err != 0 || more != 1 || room_no == 0 || seq == 0 || count >= MAX_SNAP_EDITS ||
+        if (r->err != 0 || more != 1 || room_no == 0 || seq == 0 ||
             (flags != ROOM_MSG_REMOVED && flags != ROOM_MSG_REPLACED) ||
             text.len > SHARD_MAX_TEXT || memchr(text.p, '\0', text.len) != NULL)
             return PC_ECORRUPT;

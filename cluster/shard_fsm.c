@@ -342,6 +342,9 @@ static int restore_bytes(struct shard_fsm *f, const void *p, size_t len)
             rr->last = rr->durable = rooms[i].last;
         }
         for (size_t i = 0; i < n; i++)
+            if (rooms[i].floor > 0 && f->cfg.purged != NULL)
+                f->cfg.purged(f->cfg.ctx, rooms[i].room_no, rooms[i].floor);
+        for (size_t i = 0; i < n; i++)
             if (rooms[i].last > rooms[i].have && f->cfg.backfill_needed != NULL)
                 f->cfg.backfill_needed(f->cfg.ctx, rooms[i].room_no, rooms[i].have + 1,
                                        rooms[i].last);

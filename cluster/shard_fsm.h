@@ -32,6 +32,9 @@ struct shard_fsm_config {
     /* After a snapshot install: file records arrived without their bytes; look for them
      * (shard_fsm_missing_files) and fetch them from a peer. */
     void (*files_check)(void *ctx);
+    /* A purge was applied here, by an entry or a snapshot install: nothing of the room up to
+     * floor is to be fetched or repaired any more. */
+    void (*purged)(void *ctx, uint64_t room_no, uint64_t floor);
     void *ctx;
 };
 

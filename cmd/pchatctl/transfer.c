@@ -11,7 +11,8 @@
 
 #define FORMAT "pchat-export"
 #define VERSION 1
-#define IMPORT_BATCH 500 /* ROOM_IMPORT_MAX */
+#define IMPORT_BATCH 500           /* ROOM_IMPORT_MAX */
+#define IMPORT_BATCH_BYTES (1 << 20) /* a request crosses one peer-link frame (4 MiB) */
 
 /* The fields of each record that an export carries and an import sets (the others, such as
  * a room's owner or its connected users, describe the running pool, not its content). */
@@ -213,6 +214,7 @@ struct importer {
     bool room_skipped;
     json_t *batch;        /* messages for `room` */
     json_t *skipped;      /* ids of rooms whose history is not imported */
+    size_t batch_bytes;
     unsigned long line;
     bool failed;
 };
@@ -270,11 +272,21 @@ static bool flush(struct importer *im)
     json_t *ans = call(im->api, json_pack("{s:s, s:s, s:O}", "op", "message.import", "room",
                                           im->room, "messages", im->batch));
     bool good = ok(ans);
+    json_int_t want = json_integer_value(
+        json_object_get(json_array_get(im->batch, json_array_size(im->batch) - 1), "id"));
     if (!good)
         fprintf(stderr, "pchatctl: import: messages of room %s (before line %lu): %s\n", im->room,
                 im->line, why(ans));
+    else if (json_integer_value(json_object_get(ans, "last")) < want) {
+        fprintf(stderr, "pchatctl: import: room %s ends at message %lld, not %lld: the rest of "
+                "the batch before line %lu was not stored (see the node's log)\n", im->room,
+                (long long)json_integer_value(json_object_get(ans, "last")), (long long)want,
+                im->line);
+        good = false;
+    }
     json_decref(ans);
     json_array_clear(im->batch);
+    im->batch_bytes = 0;
     return good;
 }
 
@@ -312,7 +324,8 @@ static bool import_message(struct importer *im, json_t *line)
         fprintf(stderr, "pchatctl: import: line %lu: a message without \"room\"\n", im->line);
         return false;
     }
-    if (strcmp(room, im->room) != 0 || json_array_size(im->batch) >= IMPORT_BATCH) {
+    if (strcmp(room, im->room) != 0 || json_array_size(im->batch) >= IMPORT_BATCH ||
+        im->batch_bytes >= IMPORT_BATCH_BYTES) {
         if (!flush(im))
             return false;
         snprintf(im->room, sizeof im->room, "%s", room);
@@ -327,6 +340,8 @@ static bool import_message(struct importer *im, json_t *line)
     json_t *m = json_deep_copy(line);
     json_object_del(m, "record");
     json_object_del(m, "room");
+    const char *text = json_string_value(json_object_get(m, "text"));
+    im->batch_bytes += (text != NULL ? strlen(text) : 0) + 128;
     json_array_append_new(im->batch, m);
     im->n.messages++;
     return true;

@@ -423,6 +423,23 @@ static void exportImport_roundTrip_isIdempotent(void **state)
     char *one = export_body(&b, path_b, "--room Plans --to now");
     assert_null(strstr(one, "\"name\":\"Lobby\""));
     assert_non_null(strstr(one, "plan 520"));
+    /* The copy goes its own way (a post there takes id 521), and so does the source: the
+     * source's 521 is another message, and the import refuses it instead of dropping it. */
+    struct tl_client *bc = tl_client_new(b.sip_port, "alice@example.test");
+    char plans_b[256];
+    assert_non_null(tl_room_uri(bc, "Plans", plans_b, sizeof plans_b));
+    assert_string_equal(plans_b, plans);
+    pcc_event_free(tl_join(bc, plans_b));
+    post(bc, plans_b, "only in the copy %d", 521);
+    tl_client_close(bc);
+    struct tl_client *ac = tl_client_new(p.nodes[0].sip_port, "bob@example.test");
+    pcc_event_free(tl_join(ac, plans));
+    post(ac, plans, "only in the source %d", 521);
+    tl_client_close(ac);
+    free(export_body(&p.nodes[0], path_a, "--room Plans"));
+    snprintf(args, sizeof args, "import %s", path_a);
+    assert_int_equal(tl_pchatctl(&b, out, sizeof out, args), 1);
+    assert_non_null(strstr(out, "already hold other messages"));
     /* A broken file stops with the line that is wrong. */
     FILE *f = fopen(path_b, "w");
     fputs("{\"format\":\"pchat-export\",\"version\":1}\n{\"record\":\"room\"\n", f);
