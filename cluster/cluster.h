@@ -116,6 +116,8 @@ struct room_req {
     bool record_read;    /* HISTORY: write a compliance "read" event */
     bool any_replica;    /* HISTORY: any replica answers from its own store, owner or not
                             (a replica back-filling history after a snapshot install) */
+    unsigned replica_pick; /* any_replica: 0 = the leader first; n = the n-th other replica
+                              that is up (a retry after the leader lacked it); not sent */
     uint64_t file_no;    /* FILE_CHUNK */
     uint32_t chunk;      /* FILE_CHUNK: 0, 1, … */
     const void *data;    /* FILE_CHUNK: the bytes (copied by cluster_room_submit) */

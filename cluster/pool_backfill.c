@@ -58,6 +58,7 @@ static void backfill_done(void *arg, const struct room_res *res)
     /* A purged peer has nothing below its floor: what it lacks there is gone here too
      * once the purge applies (backfill_purged). */
     if (res->status != 0 || res->n_msgs == 0) {
+        bf->misses++;
         if (res->status == 0)
             pc_warn("cluster: shard %u: no peer holds messages %llu..%llu of room %llu yet",
                     bf->group, (unsigned long long)bf->from, (unsigned long long)bf->to,
@@ -92,7 +93,8 @@ void backfill_tick(struct cluster *cl, uint64_t now)
         struct room_req req = {.kind = ROOM_REQ_HISTORY, .room_no = bf->room_no,
                                .user = "system (back-fill)",
                                .count = (uint32_t)(want < POOL_BACKFILL_PAGE ? want : POOL_BACKFILL_PAGE),
-                               .before = bf->to + 1, .any_replica = true};
+                               .before = bf->to + 1, .any_replica = true,
+                               .replica_pick = bf->misses}; /* the next peer after a miss */
         bf->reading = true;
         if (route_submit(cl, &req, backfill_done, bf) != 0) {
             bf->reading = false;

@@ -162,7 +162,8 @@ void filefix_tick(struct cluster *cl, uint64_t now)
             continue;
         struct room_req req = {.kind = ROOM_REQ_FILE_FETCH, .room_no = fx->room_no,
                                .user = "system (file repair)", .file_no = fx->file_no,
-                               .chunk = fx->chunk, .any_replica = true};
+                               .chunk = fx->chunk, .any_replica = true,
+                               .replica_pick = fx->misses}; /* the next peer after a miss */
         fx->reading = true;
         if (route_submit(cl, &req, fetched, fx) != 0) {
             fx->reading = false;

@@ -161,6 +161,7 @@ struct pool_backfill {
     bool reading;
     uint32_t group;
     uint64_t room_no, from, to; /* still missing: [from, to] */
+    unsigned misses;            /* answers without the messages: ask the next peer */
 };
 
 struct cluster {

@@ -43,11 +43,18 @@ static void fwd_fail(struct cluster *cl, struct pool_fwd *f, int status)
 }
 
 /* Where a back-fill read goes: the leader if it is another node, else any reachable peer. */
-static uint64_t replica_for_read(struct cluster *cl, struct pool_shard *sh)
+static uint64_t replica_for_read(struct cluster *cl, struct pool_shard *sh, unsigned pick)
 {
     uint64_t leader = group_leader(sh->g, NULL);
-    if (leader != 0 && leader != cl->self && peer_up(cl->peers, leader))
+    if (pick == 0 && leader != 0 && leader != cl->self && peer_up(cl->peers, leader))
         return leader;
+    size_t up = 0;
+    for (size_t i = 0; i < cl->n_nodes; i++)
+        up += cl->nodes[i].id != cl->self && peer_up(cl->peers, cl->nodes[i].id);
+    for (size_t i = 0, k = 0; up > 0 && i < cl->n_nodes; i++)
+        if (cl->nodes[i].id != cl->self && peer_up(cl->peers, cl->nodes[i].id) &&
+            k++ == pick % up)
+            return cl->nodes[i].id;
     for (size_t i = 0; i < cl->n_nodes; i++)
         if (cl->nodes[i].id != cl->self && peer_up(cl->peers, cl->nodes[i].id))
             return cl->nodes[i].id;
@@ -64,7 +71,8 @@ static void fwd_dispatch(struct cluster *cl, struct pool_fwd *f)
         fwd_fail(cl, f, PC_ENOTFOUND);
         return;
     }
-    uint64_t dest = f->req.any_replica ? replica_for_read(cl, sh) : group_leader(sh->g, NULL);
+    uint64_t dest = f->req.any_replica ? replica_for_read(cl, sh, f->req.replica_pick)
+                                       : group_leader(sh->g, NULL);
     if (dest == 0)
         return;
     f->sent_ms = pc_mono_ms();
