@@ -30,7 +30,10 @@ static void post_done(void *arg, const struct room_res *res)
                                 "flight; check the room before sending it again");
         break;
     case PC_ENOSPC:
-        sip_txn_reply(txn, 503, "The chat server cannot store messages right now (disk full)");
+        /* The owner's data disk is below its reserve (cluster/pool_disk.c): nothing was
+         * stored. Retry-After comes with every 503. */
+        sip_txn_reply(txn, 503, "Disk full: the chat server cannot store messages right now "
+                                "and did not store this one; send it again later");
         break;
     default:
         sip_txn_reply(txn, 503, "The message could not be stored; please send it again");

@@ -194,6 +194,10 @@ struct cluster_config {
     const char *domain;          /* for a new pool */
     unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
     unsigned retention_interval_ms; /* how often shard leaders apply retention (0 = never) */
+    /* Free space the data disk must keep: below it this node refuses the writes it would
+     * propose (PC_ENOSPC, SIP 503 "disk full") before raft or RocksDB hit ENOSPC; it takes
+     * writes again once free space is back above it (docs/OPERATIONS.md). 0 = no guard. */
+    uint64_t min_free_bytes;
 };
 
 /* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */
@@ -243,6 +247,13 @@ struct cluster_stats {
     uint64_t commit_batches;
     uint64_t events_out;
     uint64_t store_bytes;
+    /* The data disk (statvfs of data_dir, checked every POOL_DISK_CHECK_MS). */
+    uint64_t disk_free_bytes;     /* available to this process */
+    uint64_t disk_total_bytes;
+    bool disk_full;               /* writes are refused until space returns */
+    uint64_t disk_full_events;    /* times the node went into the disk-full state */
+    uint64_t writes_refused_disk_full; /* posts, file chunks, edits refused for it */
+    uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
 

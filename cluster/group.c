@@ -291,6 +291,16 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     }
     raft_uv_set_segment_size(&g->io, seg);
     raft_uv_set_connect_retry_delay(&g->io, 100);
+    /* On ENOSPC raft_uv 0.22.1 neither fails nor reports: it retries the segment allocation
+     * or write after this delay (5 s by default) while the append waits. A shorter delay
+     * makes a node whose disk got space back catch up sooner (cluster/pool_disk.c). */
+    raft_uv_set_disk_retry(&g->io, cfg->disk_retry_ms ? cfg->disk_retry_ms : 1000);
+    /* With auto-recovery (the default) a corrupt closed segment, when it is the last one, is
+     * renamed "corrupt-…" together with every open segment, and start goes on without their
+     * entries: committed entries dropped without a word. Off, start fails and names the
+     * file; a torn tail of an open segment is still cut off (a write that never completed),
+     * and the check after raft_start below catches a cut that took applied entries. */
+    raft_uv_set_auto_recovery(&g->io, false);
     rv = raft_init(&g->raft, &g->io, cfg->fsm, cfg->self_id, g->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "group %u: raft_init: %s", cfg->id, raft_errmsg(&g->raft));
@@ -320,9 +330,43 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     raft_set_capacity_threshold(&g->raft, (unsigned short)(seg / 1024 > 65535 ? 65535 : seg / 1024));
     rv = raft_start(&g->raft);
     if (rv != 0) {
-        snprintf(errmsg, errlen, "group %u: start: %s (raft directory %s)", cfg->id,
-                 raft_errmsg(&g->raft), g->dir);
+        snprintf(errmsg, errlen, "group %u: cannot load the raft log in %s: %s. %s", cfg->id,
+                 g->dir, raft_errmsg(&g->raft),
+                 rv == RAFT_CORRUPT
+                     ? "The named segment file is damaged (torn or truncated); starting without "
+                       "it could drop committed entries, so the node stops. In a pool of 3 or "
+                       "more nodes, repair it from the others: stop this node, move this "
+                       "group's raft directory away, start the node (it fetches the log from "
+                       "the group's leader) — docs/OPERATIONS.md; a single node: restore a "
+                       "backup"
+                     : "Check the directory's permissions and the disk");
         goto fail_raft;
+    }
+    if (raft_last_index(&g->raft) < cfg->stored_applied) {
+        /* The log lost entries this node had applied, so they were committed: raft_uv cut
+         * an open segment at a torn or damaged entry. With other voters the group's leader
+         * holds them and sends them again (the FSM skips what its store has): say so and go
+         * on. Alone, nobody has them, and new entries would reuse their indexes, which the
+         * FSM skips as applied: refuse. */
+        unsigned voters = 0;
+        for (unsigned i = 0; i < g->raft.configuration.n; i++)
+            voters += g->raft.configuration.servers[i].role == RAFT_VOTER;
+        if (voters <= 1) {
+            snprintf(errmsg, errlen, "group %u: the raft log in %s ends at index %llu, but this "
+                     "node had applied up to index %llu: a segment file was cut (torn or "
+                     "truncated) and committed entries are missing; this node is the group's "
+                     "only voter, so nobody else holds them. Restore the data directory from "
+                     "a backup", cfg->id, g->dir,
+                     (unsigned long long)raft_last_index(&g->raft),
+                     (unsigned long long)cfg->stored_applied);
+            goto fail_raft;
+        }
+        pc_error("cluster: group %u: the raft log in %s ends at index %llu, but this node had "
+                 "applied up to index %llu: a segment file was cut (torn or truncated). The "
+                 "missing entries are committed on the group's other voters; this node "
+                 "fetches them from the leader and skips re-applying them",
+                 cfg->id, g->dir, (unsigned long long)raft_last_index(&g->raft),
+                 (unsigned long long)cfg->stored_applied);
     }
     uv_check_init(loop, &g->watch);
     g->watch.data = g;

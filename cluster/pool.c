@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/fsm_util.h"
 #include "cluster/pool_int.h"
 #include "cluster/roomfile.h"
 #include "common/pc_alloc.h"
@@ -189,6 +190,7 @@ static void tick_cb(uv_timer_t *h)
     if (cl->closing)
         return;
     uint64_t now = pc_mono_ms();
+    disk_check(cl, now, false);
     route_tick(cl, now);
     meta_tick(cl, now);
     members_tick(cl);
@@ -262,6 +264,7 @@ static int start_groups(struct cluster *cl, char *errmsg, size_t errlen)
     struct group_config gc;
     fill_group_config(cl, &gc, 0, dir, sizeof dir, voters);
     gc.fsm = meta_fsm_raft(cl->meta_fsm);
+    gc.stored_applied = fsm_stored_applied(cl->st, 0);
     gc.attach = attach_meta;
     gc.fsm_ctx = cl->meta_fsm;
     gc.leadership = on_meta_leadership;
@@ -270,6 +273,7 @@ static int start_groups(struct cluster *cl, char *errmsg, size_t errlen)
         struct pool_shard *sh = &cl->shards[i];
         fill_group_config(cl, &gc, sh->id, dir, sizeof dir, voters);
         gc.fsm = shard_fsm_raft(sh->fsm);
+        gc.stored_applied = fsm_stored_applied(cl->st, sh->id);
         gc.attach = attach_shard;
         gc.fsm_ctx = sh->fsm;
         gc.leadership = on_shard_leadership;
@@ -423,6 +427,7 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
         filefix_scan(cl, &cl->shards[i]); /* a repair a restart interrupted */
     }
 
+    disk_check(cl, pc_mono_ms(), true); /* a node started on a full disk refuses writes at once */
     uv_prepare_init(loop, &cl->prepare);
     cl->prepare.data = cl;
     uv_prepare_start(&cl->prepare, prepare_cb);
@@ -548,6 +553,12 @@ void cluster_stats(const struct cluster *cl, struct cluster_stats *out)
     out->store_bytes = 0;
     for (int cf = 0; cf < STORE_CF_COUNT; cf++)
         out->store_bytes += store_property(cl->st, (enum store_cf)cf, "rocksdb.total-sst-files-size");
+    out->disk_free_bytes = cl->disk.free_bytes;
+    out->disk_total_bytes = cl->disk.total_bytes;
+    out->disk_full = cl->disk.full;
+    out->disk_full_events = cl->disk.events;
+    out->writes_refused_disk_full = cl->disk.refused;
+    out->store_enospc = store_enospc_count(cl->st);
 }
 
 static void group_info(const struct group *g, struct cluster_group_info *out)

@@ -86,6 +86,10 @@ uint64_t store_property(struct store *st, enum store_cf cf, const char *name);
 /* Hard-link checkpoint of the whole database into dir (which must not exist). */
 int store_checkpoint(struct store *st, const char *dir);
 
+/* How many operations failed with "No space left on device" since the store was opened
+ * (the node's disk guard watches it: an ENOSPC it did not foresee). */
+uint64_t store_enospc_count(const struct store *st);
+
 const char *store_cf_name(enum store_cf cf);
 
 #endif

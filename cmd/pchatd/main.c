@@ -468,7 +468,8 @@ static int start(struct node *n)
                                 .retention_interval_ms = (unsigned)c->cluster_retention_interval_ms,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
-                                .compliance_classes = classes};
+                                .compliance_classes = classes,
+                                .min_free_bytes = c->min_free_bytes};
     struct cluster_sink sink = chat_cluster_sink(n->svc);
     int rc = cluster_open(&n->loop, &kc, &sink, &n->cl, err, sizeof err);
     if (rc != 0) {

@@ -15,6 +15,10 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"node", "id", PC_CONF_INT, F(node_id), "1", 1, 65535, "this node's id in the pool (1, 2, 3…)"},
     {"node", "name", PC_CONF_STR, F(node_name), "n1", 0, 0, "label in logs and metrics"},
     {"node", "data_dir", PC_CONF_STR, F(data_dir), "run/n1", 0, 0, "where RocksDB and raft data live"},
+    {"node", "min_free_space", PC_CONF_SIZE, F(min_free_bytes), "256M", 0, 1LL << 50,
+     "free space the data disk must keep: below it the node refuses new posts, uploads and "
+     "changes (SIP 503 disk full) until space returns, before raft or RocksDB run out (0 = "
+     "no guard)"},
     {"node", "log_level", PC_CONF_STR, F(log_level), "info", 0, 0, "debug, info, notice, warn or error"},
     {"node", "admin_socket", PC_CONF_STR, F(admin_socket), "", 0, 0,
      "unix socket for pchatctl (empty = <data_dir>/admin.sock)"},

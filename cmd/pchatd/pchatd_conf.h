@@ -12,6 +12,7 @@ struct pchatd_conf {
     int node_id;
     char *node_name;
     char *data_dir;
+    size_t min_free_bytes;
     char *log_level;
     char *admin_socket;
     /* [sip] */
