@@ -202,9 +202,13 @@ int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, vo
      * already freed it and the instance is no longer trustworthy (0.22.1, see REPORT). */
     if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE || rv == RAFT_CANTCHANGE) {
         raft_free(buf.base);
-        if (rv == RAFT_NOSPACE)
-            pc_error("cluster: group %u: raft log has no space: %s", g->cfg.id,
-                     raft_errmsg(&g->raft));
+        if (rv == RAFT_NOSPACE) {
+            /* raft_apply checks the disk's free space against the capacity threshold
+             * (below) before appending: nothing was appended. */
+            pc_error("cluster: group %u: raft refused the entry: %s (its log in %s cannot "
+                     "grow; free space on that disk)", g->cfg.id, raft_errmsg(&g->raft), g->dir);
+            return PC_ENOSPC;
+        }
         return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : PC_EIO;
     }
     pc_error("cluster: group %u: raft_apply failed: %s; this node must be restarted", g->cfg.id,

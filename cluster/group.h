@@ -59,7 +59,8 @@ typedef void (*group_apply_cb)(void *arg, int status, void *result);
 
 /* Proposes one entry: buf is a framed entry from cluster/entry.h (raft_malloc'd, padded to
  * 8 bytes); the group owns it from here on, whatever happens. cb fires exactly once, later,
- * unless this returns non-zero (PC_ENOTLEADER, PC_EIO). Never call from inside a raft
+ * unless this returns non-zero (PC_ENOTLEADER, PC_ENOSPC: raft found the disk too full to
+ * append, PC_EIO). Never call from inside a raft
  * callback (an FSM apply): propose from the loop (a prepare or timer callback). */
 int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, void *arg);
 

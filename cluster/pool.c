@@ -427,6 +427,10 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
         filefix_scan(cl, &cl->shards[i]); /* a repair a restart interrupted */
     }
 
+    if (cfg->min_free_bytes == 0)
+        pc_warn("disk: [node] min_free_space = 0: nothing stops writes before the data disk is "
+                "full, and RocksDB aborts the process when its log cannot be written; set it "
+                "(default 256M)");
     disk_check(cl, pc_mono_ms(), true); /* a node started on a full disk refuses writes at once */
     uv_prepare_init(loop, &cl->prepare);
     cl->prepare.data = cl;

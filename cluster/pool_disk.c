@@ -17,6 +17,7 @@
 
 #include "cluster/pool_int.h"
 #include "common/pc_log.h"
+#include "common/pc_time.h"
 #include "storage/store.h"
 
 enum {
@@ -51,7 +52,9 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
 
     bool store_enospc = false;
     uint64_t enospc = store_enospc_count(cl->st);
-    if (enospc != d->enospc_seen) {
+    const char *noted = d->noted;
+    d->noted = NULL;
+    if (enospc != d->enospc_seen || noted != NULL) {
         d->enospc_seen = enospc;
         d->enospc_until_ms = now + DISK_ENOSPC_HOLD_MS;
         store_enospc = true;
@@ -87,11 +90,11 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
                      human(d->total_bytes, t, sizeof t),
                      human(cl->cfg.min_free_bytes, m, sizeof m));
         else
-            pc_error("disk: DISK FULL: a write to the database in %s/db failed with \"no space "
-                     "left on device\" (%s free); this node refuses new posts, uploads and "
-                     "changes (SIP 503 \"disk full\") until space returns. Free space on that "
-                     "filesystem and raise [node] min_free_space so that the guard acts first",
-                     cl->cfg.data_dir, human(d->free_bytes, f, sizeof f));
+            pc_error("disk: DISK FULL: %s in %s (%s free); this node refuses new posts, uploads "
+                     "and changes (SIP 503 \"disk full\") until space returns. Free space on "
+                     "that filesystem, and raise [node] min_free_space so that the guard acts "
+                     "first", noted != NULL ? noted : "a database write failed with \"no space "
+                     "left on device\"", cl->cfg.data_dir, human(d->free_bytes, f, sizeof f));
         return;
     }
     if (store_enospc || now < d->enospc_until_ms || d->statvfs_failed)
@@ -103,6 +106,12 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
               "again after %.1f s of refusing them (%llu refused)", cl->cfg.data_dir,
               human(d->free_bytes, f, sizeof f), human(d->total_bytes, t, sizeof t),
               (double)(now - d->full_since_ms) / 1000.0, (unsigned long long)d->refused);
+}
+
+void disk_note_enospc(struct cluster *cl, const char *what)
+{
+    cl->disk.noted = what;
+    disk_check(cl, pc_mono_ms(), true);
 }
 
 bool disk_refuse_write(struct cluster *cl)

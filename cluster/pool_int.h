@@ -206,6 +206,7 @@ struct cluster {
         uint64_t next_check_ms;
         uint64_t free_bytes, total_bytes;
         uint64_t enospc_seen;     /* store_enospc_count() at the last check */
+        const char *noted;        /* disk_note_enospc's reason, until the next check */
         uint64_t enospc_until_ms; /* a RocksDB ENOSPC holds the state at least until then */
         bool full;
         bool statvfs_failed;      /* logged once */
@@ -242,6 +243,9 @@ unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
 /* Reads the data disk's free space (at most every POOL_DISK_CHECK_MS unless force) and
  * enters or leaves the disk-full state, logging each change once. */
 void disk_check(struct cluster *cl, uint64_t now, bool force);
+/* Something other than the free-space reading found the disk full (raft refused an entry
+ * with RAFT_NOSPACE): enters the disk-full state now, what says why. */
+void disk_note_enospc(struct cluster *cl, const char *what);
 /* True while this node must not propose writes; counts the refusal. */
 bool disk_refuse_write(struct cluster *cl);
 

@@ -252,8 +252,10 @@ static void propose_all(struct cluster *cl)
             rc = group_propose(cl->meta_g, buf, proposal_done, c);
         }
         c->proposing = rc == 0;
+        if (rc == PC_ENOSPC)
+            disk_note_enospc(cl, "raft refused a metadata entry for lack of disk space");
         if (rc != 0)
-            proposal_done(c, rc == PC_ENOTLEADER ? PC_ENOTLEADER : PC_EIO, NULL);
+            proposal_done(c, rc == PC_ENOTLEADER || rc == PC_ENOSPC ? rc : PC_EIO, NULL);
     }
 }
 

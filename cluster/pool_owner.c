@@ -617,8 +617,10 @@ void owner_propose(struct pool_shard *sh)
             continue;
         }
         /* Refused before it was appended: nothing of it is committed. */
+        if (rc == PC_ENOSPC)
+            disk_note_enospc(cl, "raft refused an entry for lack of disk space");
         sh->inflight++;
-        proposal_done(p, rc == PC_ENOTLEADER ? PC_ENOTLEADER : PC_EIO, NULL);
+        proposal_done(p, rc == PC_ENOTLEADER || rc == PC_ENOSPC ? rc : PC_EIO, NULL);
     }
 }
 
