@@ -4,6 +4,7 @@
  * election (0.22.1 does not always append a no-op), whose completion is the "ready" signal. */
 #include "cluster/group.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <raft/uv.h>
 #include <stdio.h>
@@ -260,6 +261,80 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Refuses a segment file that ends inside an entry batch (it was cut short: truncated, or a
+ * copy stopped early). raft_uv 0.22.1 treats that as an I/O error and, for an open segment,
+ * frees the file's buffer twice on that path: the process aborts inside raft_start without
+ * a word. A batch that is complete but damaged is left to raft_uv (it cuts an open segment
+ * there, or refuses a closed one); so is anything else it reports itself. Format: u64
+ * version (1; 0 = an open segment never written), then batches of u32 crc, u32 crc, u64 n,
+ * n × (u64 term, u8 type, 3 unused, u32 size), then the entries' data. */
+static int check_segments(const char *dir, char *errmsg, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0; /* raft_init says what is wrong with the directory */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        bool open = strncmp(e->d_name, "open-", 5) == 0;
+        bool closed = !open && e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+                      strchr(e->d_name, '-') != NULL && strchr(e->d_name, '.') == NULL;
+        if (!open && !closed)
+            continue;
+        char path[700];
+        snprintf(path, sizeof path, "%.420s/%.270s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        struct stat st;
+        uint64_t size = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+        uint64_t version = 0, off = 8;
+        if (size < 8 || fread(&version, 8, 1, f) != 1 || version != 1) {
+            fclose(f);
+            continue;
+        }
+        while (off < size) {
+            uint8_t pre[16];
+            if (size - off < sizeof pre) {
+                if (closed)
+                    goto short_file;
+                break; /* the zeroed rest of a preallocated open segment */
+            }
+            if (fseek(f, (long)off, SEEK_SET) != 0 || fread(pre, 1, sizeof pre, f) != sizeof pre)
+                break;
+            uint64_t n;
+            memcpy(&n, pre + 8, 8);
+            if (n == 0 || n > (64u << 20) / 32)
+                break; /* the end of an open segment, or damage raft_uv reports itself */
+            uint64_t data = 0, header_end = off + 16 + 16 * n;
+            if (header_end > size)
+                goto short_file;
+            for (uint64_t i = 0; i < n; i++) {
+                uint8_t eh[16];
+                uint32_t len;
+                if (fread(eh, 1, sizeof eh, f) != sizeof eh)
+                    goto short_file;
+                memcpy(&len, eh + 12, 4);
+                data += len;
+            }
+            if (header_end + data > size)
+                goto short_file;
+            off = header_end + data;
+            continue;
+        short_file:
+            snprintf(errmsg, errlen, "raft segment file %s ends inside the entry batch that "
+                     "starts at byte %llu (the file has %llu bytes): it was cut short "
+                     "(truncated, or copied incompletely), and entries in it may be committed",
+                     path, (unsigned long long)off, (unsigned long long)size);
+            rc = PC_ECORRUPT;
+            break;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return rc;
+}
+
 int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config *cfg,
                 struct group **out, char *errmsg, size_t errlen)
 {
@@ -278,6 +353,17 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         snprintf(errmsg, errlen, "cannot create raft directory %s: %s", g->dir, strerror(errno));
         pc_free(g);
         return PC_EIO;
+    }
+    char why[1600];
+    if (check_segments(g->dir, why, sizeof why) != 0) {
+        snprintf(errmsg, errlen, "group %u: cannot load the raft log in %s: %s. Starting "
+                 "without it could drop committed entries, so the node stops. In a pool of 3 "
+                 "or more nodes, repair it from the others: stop this node, move this group's "
+                 "raft directory away, start the node (it fetches the log from the group's "
+                 "leader; docs/OPERATIONS.md). A single node: restore a backup",
+                 cfg->id, g->dir, why);
+        pc_free(g);
+        return PC_ECORRUPT;
     }
     rv = raft_mux_transport_init(&g->transport, mux, cfg->id);
     if (rv != 0) {
@@ -336,7 +422,7 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     if (rv != 0) {
         snprintf(errmsg, errlen, "group %u: cannot load the raft log in %s: %s. %s", cfg->id,
                  g->dir, raft_errmsg(&g->raft),
-                 rv == RAFT_CORRUPT
+                 rv == RAFT_CORRUPT || strstr(raft_errmsg(&g->raft), "segment") != NULL
                      ? "The named segment file is damaged (torn or truncated); starting without "
                        "it could drop committed entries, so the node stops. In a pool of 3 or "
                        "more nodes, repair it from the others: stop this node, move this "
@@ -366,9 +452,10 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
             goto fail_raft;
         }
         pc_error("cluster: group %u: the raft log in %s ends at index %llu, but this node had "
-                 "applied up to index %llu: a segment file was cut (torn or truncated). The "
-                 "missing entries are committed on the group's other voters; this node "
-                 "fetches them from the leader and skips re-applying them",
+                 "applied up to index %llu: entries are missing from the log (a segment file "
+                 "was cut, torn or truncated, or the directory was moved away for repair). They "
+                 "are committed on the group's other voters; this node fetches them from the "
+                 "leader and skips re-applying them",
                  cfg->id, g->dir, (unsigned long long)raft_last_index(&g->raft),
                  (unsigned long long)cfg->stored_applied);
     }

@@ -427,7 +427,7 @@ static void start_search(struct node *n)
 static int start(struct node *n)
 {
     struct pchatd_conf *c = &n->conf;
-    char err[512];
+    char err[2048];
     snprintf(n->chat_uri, sizeof n->chat_uri, "sip:%s@%s", c->chat_user, c->domain);
 
     struct chat_config cc;
