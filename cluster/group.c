@@ -427,7 +427,7 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
                        "it could drop committed entries, so the node stops. In a pool of 3 or "
                        "more nodes, repair it from the others: stop this node, move this "
                        "group's raft directory away, start the node (it fetches the log from "
-                       "the group's leader) — docs/OPERATIONS.md; a single node: restore a "
+                       "the group's leader; docs/OPERATIONS.md). A single node: restore a "
                        "backup"
                      : "Check the directory's permissions and the disk");
         goto fail_raft;
