@@ -123,6 +123,18 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_http_4xx_total", "counter", "HTTP answers 400-499", hs.responses_4xx);
     metric(&b, "pchat_http_5xx_total", "counter", "HTTP answers 500-599", hs.responses_5xx);
     metric(&b, "pchat_http_waiting", "gauge", "HTTP requests waiting for a commit", hs.waiting);
+    struct web_auth_stats as;
+    web_auth_stats(&w->auth, &as);
+    metric(&b, "pchat_web_password_checks_total", "counter",
+           "passwords checked (sign-in and Basic headers; scrypt in the thread pool)", as.checks);
+    metric(&b, "pchat_web_password_checks_running", "gauge",
+           "password checks in the thread pool now", as.running);
+    metric(&b, "pchat_web_logins_rate_limited_total", "counter",
+           "password checks refused with 429: the client address was over [web] login_rate",
+           as.refused_peer);
+    metric(&b, "pchat_web_logins_busy_total", "counter",
+           "password checks refused with 503: [web] login_concurrency checks were running",
+           as.refused_busy);
     metric(&b, "pchat_file_uploads_total", "counter", "files uploaded through this node", w->uploads);
     metric(&b, "pchat_file_upload_bytes_total", "counter", "bytes uploaded", w->upload_bytes);
     metric(&b, "pchat_file_downloads_total", "counter", "files downloaded from this node",

@@ -396,6 +396,9 @@ static int start_web(struct node *n)
                             .token_minutes = (unsigned)c->web_token_minutes,
                             .max_body = c->web_max_body, .max_conns = (unsigned)c->web_max_connections,
                             .timeout_s = (unsigned)c->web_timeout,
+                            .login_rate = (unsigned)c->web_login_rate,
+                            .login_burst = (unsigned)c->web_login_burst,
+                            .login_concurrency = (unsigned)c->web_login_concurrency,
                             .metrics_public = c->web_metrics_public,
                             .max_file_bytes = c->web_max_file_bytes};
     struct web_hooks hooks = {.ctx = n, .admin_local = local_admin, .metrics = node_metrics,

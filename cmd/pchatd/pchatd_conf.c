@@ -150,6 +150,14 @@ const struct pc_conf_item pchatd_conf_table[] = {
      "idle HTTP connections are closed after this many seconds"},
     {"web", "max_connections", PC_CONF_INT, F(web_max_connections), "1000", 1, 100000,
      "HTTP connections per node"},
+    {"web", "login_rate", PC_CONF_INT, F(web_login_rate), "10", 1, 100000,
+     "password checks (sign-in, Basic headers) one client address may cause per second; "
+     "beyond it 429 with Retry-After"},
+    {"web", "login_burst", PC_CONF_INT, F(web_login_burst), "30", 1, 100000,
+     "password checks one client address may cause at once before login_rate applies"},
+    {"web", "login_concurrency", PC_CONF_INT, F(web_login_concurrency), "2", 1, 1024,
+     "password checks (scrypt, in the shared thread pool) running at once on the node; "
+     "beyond it 503 with Retry-After"},
     {"web", "metrics_public", PC_CONF_BOOL, F(web_metrics_public), "yes", 0, 0,
      "serve /metrics without credentials (no: administrators only)"},
 

@@ -82,6 +82,7 @@ struct pchatd_conf {
     size_t web_max_file_bytes;
     int web_token_minutes;
     int web_timeout;
+    int web_login_rate, web_login_burst, web_login_concurrency;
     int web_max_connections;
     bool web_metrics_public;
     /* [seed] */
