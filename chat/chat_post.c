@@ -29,6 +29,12 @@ static void post_done(void *arg, const struct room_res *res)
         sip_txn_reply(txn, 500, "The room moved to another server while your message was in "
                                 "flight; check the room before sending it again");
         break;
+    case PC_EBUSY:
+        /* The owner's queue of posts waiting for their commit is full ([cluster]
+         * max_pending_posts): nothing was stored. */
+        sip_txn_reply(txn, 503, "The chat server is busy: too many messages are waiting to be "
+                                "stored; this one was not stored, send it again in a moment");
+        break;
     case PC_ENOSPC:
         /* The owner's data disk is below its reserve (cluster/pool_disk.c): nothing was
          * stored. Retry-After comes with every 503. */
