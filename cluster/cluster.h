@@ -254,6 +254,7 @@ struct cluster_stats {
     uint64_t disk_full_events;    /* times the node went into the disk-full state */
     uint64_t writes_refused_disk_full; /* posts, file chunks, edits refused for it */
     uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
+    uint64_t store_gated;         /* store writes held back below half the reserve */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
 

@@ -76,8 +76,9 @@ int meta_fsm_apply_entry(struct meta_fsm *f, uint64_t index, const void *p, size
     int rc = store_write(f->cfg.st, f->batch, false);
     store_batch_clear(f->batch);
     if (rc != 0) {
-        pc_error("meta: storing entry %llu failed: %s", (unsigned long long)index,
-                 pc_strerror(rc));
+        if (rc != PC_ENOSPC) /* the disk guard holds writes back and said so once */
+            pc_error("meta: storing entry %llu failed: %s", (unsigned long long)index,
+                     pc_strerror(rc));
         /* Memory already holds the change: make it match the store again, so that a retry
          * of the same entry applies it once. */
         if (reload(f) != 0)

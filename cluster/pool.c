@@ -92,6 +92,12 @@ static void on_peer_message(void *ctx, uint64_t from, uint8_t type, const void *
             meta_sync_request(cl, from, req_id);
         break;
     }
+    case POOL_MSG_NODE_STATE: {
+        unsigned flags;
+        if ((rc = pool_node_state_decode(p, len, &flags)) == 0)
+            disk_peer_state(cl, from, flags);
+        break;
+    }
     case POOL_MSG_META_RES: {
         struct pool_meta_res m;
         if ((rc = pool_meta_res_decode(p, len, NULL, &m)) == 0)
@@ -115,6 +121,7 @@ static void on_peer_link(void *ctx, uint64_t node, bool up)
     pc_notice("cluster: peer link to node %llu %s", (unsigned long long)node, up ? "up" : "down");
     route_link(cl, node, up);
     owner_link(cl, node, up);
+    disk_link(cl, node, up);
 }
 
 /* ---- loop hooks ----------------------------------------------------------------------------- */
@@ -145,6 +152,8 @@ static void balance(struct cluster *cl)
             self_i = k;
         else if (!peer_up(cl->peers, cl->nodes[k].id))
             goto out; /* not while a node is away: it would get nothing, or everything */
+        if (disk_node_full(cl, cl->nodes[k].id))
+            goto out; /* nor while one refuses writes: it hands its shards away (pool_disk.c) */
     }
     for (uint32_t i = 0; i < cl->n_shards; i++) {
         uint64_t leader = group_leader(cl->shards[i].g, NULL);
@@ -357,6 +366,7 @@ static int copy_nodes(struct cluster *cl, const struct cluster_config *cfg, char
 
 static void free_pool(struct cluster *cl)
 {
+    disk_close(cl);
     for (uint32_t i = 0; cl->shards != NULL && i < cl->n_shards; i++)
         shard_fsm_destroy(cl->shards[i].fsm);
     pc_free(cl->shards);
@@ -563,6 +573,7 @@ void cluster_stats(const struct cluster *cl, struct cluster_stats *out)
     out->disk_full_events = cl->disk.events;
     out->writes_refused_disk_full = cl->disk.refused;
     out->store_enospc = store_enospc_count(cl->st);
+    out->store_gated = store_gated_count(cl->st);
 }
 
 static void group_info(const struct group *g, struct cluster_group_info *out)

@@ -15,7 +15,11 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "cluster/group.h"
+#include "cluster/peer.h"
 #include "cluster/pool_int.h"
+#include "cluster/pool_msg.h"
+#include "common/pc_alloc.h"
 #include "common/pc_log.h"
 #include "common/pc_time.h"
 #include "storage/store.h"
@@ -23,7 +27,47 @@
 enum {
     DISK_MIN_MARGIN = 2 << 20,    /* free space above the bound before writes resume */
     DISK_ENOSPC_HOLD_MS = 2000,   /* a store ENOSPC keeps the state at least this long */
+    DISK_SHED_MS = 3000,          /* while full, groups led here are handed away this often */
 };
+
+static void tell_peer(struct cluster *cl, uint64_t node)
+{
+    if (cl->peers == NULL)
+        return;
+    struct pc_buf b = {0};
+    pool_node_state_encode(&b, cl->disk.full ? POOL_NODE_DISK_FULL : 0);
+    pool_send(cl, node, POOL_MSG_NODE_STATE, &b);
+    pc_buf_free(&b);
+}
+
+static void tell_peers(struct cluster *cl)
+{
+    for (size_t i = 0; i < cl->n_nodes; i++)
+        if (cl->nodes[i].id != cl->self && peer_up(cl->peers, cl->nodes[i].id))
+            tell_peer(cl, cl->nodes[i].id);
+}
+
+/* A full node leads nothing it can avoid: each group it leads goes to the most up-to-date
+ * other voter (raft_transfer to 0), whose disk has room unless it said otherwise. With no
+ * other voter, the node stays leader and refuses. */
+static void shed_leadership(struct cluster *cl, uint64_t now)
+{
+    struct pool_disk *d = &cl->disk;
+    if (now < d->shed_due_ms || cl->n_nodes < 2)
+        return;
+    d->shed_due_ms = now + DISK_SHED_MS;
+    unsigned handed = 0;
+    if (cl->meta_g != NULL && group_ready_leader(cl->meta_g) && group_transfer(cl->meta_g, 0) == 0)
+        handed++;
+    for (uint32_t i = 0; i < cl->n_shards; i++) {
+        struct group *g = cl->shards[i].g;
+        if (g != NULL && group_ready_leader(g) && group_transfer(g, 0) == 0)
+            handed++;
+    }
+    if (handed > 0)
+        pc_notice("disk: the data disk is full: handing leadership of %u raft group(s) to other "
+                  "nodes, so that their rooms take posts meanwhile", handed);
+}
 
 static const char *human(uint64_t bytes, char *buf, size_t cap)
 {
@@ -50,6 +94,7 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
         return;
     d->next_check_ms = now + POOL_DISK_CHECK_MS;
 
+    char f0[32];
     bool store_enospc = false;
     uint64_t enospc = store_enospc_count(cl->st);
     const char *noted = d->noted;
@@ -72,40 +117,112 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
         d->total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
     }
 
+    /* The last line: at half the reserve no store write happens at all (the apply of an
+     * entry others proposed fails and raft tries it again later), so RocksDB never writes
+     * its WAL into a full disk. Open again with the margin. */
+    if (cl->cfg.min_free_bytes > 0 && !d->statvfs_failed) {
+        uint64_t floor = cl->cfg.min_free_bytes / 2;
+        bool close = d->free_bytes < floor;
+        bool open = d->free_bytes >= floor + DISK_MIN_MARGIN;
+        if (close && !d->gate_closed) {
+            d->gate_closed = true;
+            store_set_write_gate(cl->st, true);
+            pc_error("disk: the data disk of %s is down to %s free: this node stops writing to "
+                     "its database (entries from other nodes wait in the raft log and are "
+                     "applied when space returns)", cl->cfg.data_dir,
+                     human(d->free_bytes, f0, sizeof f0));
+        } else if (open && d->gate_closed) {
+            d->gate_closed = false;
+            store_set_write_gate(cl->st, false);
+            pc_notice("disk: the node writes to its database again (%s free)",
+                      human(d->free_bytes, f0, sizeof f0));
+        }
+    }
+
     char f[32], t[32], m[32];
-    if (!d->full) {
-        bool low = cl->cfg.min_free_bytes > 0 && !d->statvfs_failed &&
-                   d->free_bytes < cl->cfg.min_free_bytes;
-        if (!low && !store_enospc)
-            return;
-        d->full = true;
-        d->full_since_ms = now;
-        d->events++;
-        if (low)
-            pc_error("disk: DISK FULL: the data disk of %s has %s free of %s, below [node] "
-                     "min_free_space = %s; this node refuses new posts, uploads and changes "
-                     "(SIP 503 \"disk full\") until space returns. Free space on that "
-                     "filesystem: writes resume by themselves, no restart needed",
-                     cl->cfg.data_dir, human(d->free_bytes, f, sizeof f),
-                     human(d->total_bytes, t, sizeof t),
-                     human(cl->cfg.min_free_bytes, m, sizeof m));
-        else
-            pc_error("disk: DISK FULL: %s in %s (%s free); this node refuses new posts, uploads "
-                     "and changes (SIP 503 \"disk full\") until space returns. Free space on "
-                     "that filesystem, and raise [node] min_free_space so that the guard acts "
-                     "first", noted != NULL ? noted : "a database write failed with \"no space "
-                     "left on device\"", cl->cfg.data_dir, human(d->free_bytes, f, sizeof f));
+    if (d->full && !d->statvfs_failed && !store_enospc && now >= d->enospc_until_ms &&
+        d->free_bytes >= resume_bytes(cl)) {
+        d->full = false;
+        pc_notice("disk: space is back on the data disk of %s (%s free of %s): writes are "
+                  "accepted again after %.1f s of refusing them (%llu refused)", cl->cfg.data_dir,
+                  human(d->free_bytes, f, sizeof f), human(d->total_bytes, t, sizeof t),
+                  (double)(now - d->full_since_ms) / 1000.0, (unsigned long long)d->refused);
+        tell_peers(cl);
         return;
     }
-    if (store_enospc || now < d->enospc_until_ms || d->statvfs_failed)
+    if (d->full) {
+        shed_leadership(cl, now);
         return;
-    if (d->free_bytes < resume_bytes(cl))
+    }
+    bool low = cl->cfg.min_free_bytes > 0 && !d->statvfs_failed &&
+               d->free_bytes < cl->cfg.min_free_bytes;
+    if (!low && !store_enospc)
         return;
-    d->full = false;
-    pc_notice("disk: space is back on the data disk of %s (%s free of %s): writes are accepted "
-              "again after %.1f s of refusing them (%llu refused)", cl->cfg.data_dir,
-              human(d->free_bytes, f, sizeof f), human(d->total_bytes, t, sizeof t),
-              (double)(now - d->full_since_ms) / 1000.0, (unsigned long long)d->refused);
+    d->full = true;
+    d->full_since_ms = now;
+    d->events++;
+    if (low)
+        pc_error("disk: DISK FULL: the data disk of %s has %s free of %s, below [node] "
+                 "min_free_space = %s; this node refuses new posts, uploads and changes "
+                 "(SIP 503 \"disk full\") until space returns. Free space on that "
+                 "filesystem: writes resume by themselves, no restart needed",
+                 cl->cfg.data_dir, human(d->free_bytes, f, sizeof f),
+                 human(d->total_bytes, t, sizeof t),
+                 human(cl->cfg.min_free_bytes, m, sizeof m));
+    else
+        pc_error("disk: DISK FULL: %s in %s (%s free); this node refuses new posts, uploads "
+                 "and changes (SIP 503 \"disk full\") until space returns. Free space on "
+                 "that filesystem, and raise [node] min_free_space so that the guard acts "
+                 "first", noted != NULL ? noted : "a database write failed with \"no space "
+                 "left on device\"", cl->cfg.data_dir, human(d->free_bytes, f, sizeof f));
+    tell_peers(cl);
+    d->shed_due_ms = 0;
+    shed_leadership(cl, now);
+}
+
+void disk_peer_state(struct cluster *cl, uint64_t node, unsigned flags)
+{
+    struct pool_disk *d = &cl->disk;
+    bool full = (flags & POOL_NODE_DISK_FULL) != 0;
+    size_t i = 0;
+    while (i < d->n_full_peers && d->full_peers[i] != node)
+        i++;
+    bool was = i < d->n_full_peers;
+    if (full && !was) {
+        d->full_peers = pc_realloc(d->full_peers, (d->n_full_peers + 1) * sizeof *d->full_peers);
+        d->full_peers[d->n_full_peers++] = node;
+    } else if (!full && was) {
+        d->full_peers[i] = d->full_peers[--d->n_full_peers];
+    }
+    if (full != was)
+        pc_notice("disk: node %llu says its data disk %s", (unsigned long long)node,
+                  full ? "is full: it refuses writes and gets no shard by balancing"
+                       : "has space again");
+}
+
+void disk_link(struct cluster *cl, uint64_t node, bool up)
+{
+    if (!up)
+        disk_peer_state(cl, node, 0); /* it tells again when it is back */
+    else if (cl->disk.full)
+        tell_peer(cl, node);
+}
+
+bool disk_node_full(const struct cluster *cl, uint64_t node)
+{
+    if (node == cl->self)
+        return cl->disk.full;
+    for (size_t i = 0; i < cl->disk.n_full_peers; i++)
+        if (cl->disk.full_peers[i] == node)
+            return true;
+    return false;
+}
+
+void disk_close(struct cluster *cl)
+{
+    pc_free(cl->disk.full_peers);
+    cl->disk.full_peers = NULL;
+    cl->disk.n_full_peers = 0;
 }
 
 void disk_note_enospc(struct cluster *cl, const char *what)

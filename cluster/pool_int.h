@@ -209,9 +209,13 @@ struct cluster {
         const char *noted;        /* disk_note_enospc's reason, until the next check */
         uint64_t enospc_until_ms; /* a RocksDB ENOSPC holds the state at least until then */
         bool full;
+        bool gate_closed;         /* store writes refused (store_set_write_gate) */
         bool statvfs_failed;      /* logged once */
         uint64_t full_since_ms;
         uint64_t events, refused;
+        uint64_t shed_due_ms;     /* when to hand led groups away again while full */
+        uint64_t *full_peers;     /* ids of peers that said their disk is full */
+        size_t n_full_peers;
     } disk;
 
     bool closing;
@@ -246,6 +250,13 @@ void disk_check(struct cluster *cl, uint64_t now, bool force);
 /* Something other than the free-space reading found the disk full (raft refused an entry
  * with RAFT_NOSPACE): enters the disk-full state now, what says why. */
 void disk_note_enospc(struct cluster *cl, const char *what);
+/* A peer's NODE_STATE message, and the peer link coming up (this node tells its state). */
+void disk_peer_state(struct cluster *cl, uint64_t node, unsigned flags);
+void disk_link(struct cluster *cl, uint64_t node, bool up);
+/* True when node (this one or a peer) said its data disk is full: balancing gives it no
+ * shard, since it would have to hand it away again. */
+bool disk_node_full(const struct cluster *cl, uint64_t node);
+void disk_close(struct cluster *cl);
 /* True while this node must not propose writes; counts the refusal. */
 bool disk_refuse_write(struct cluster *cl);
 

@@ -120,8 +120,10 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
             r->last = r->durable; /* hand the seqs back: a retry assigns them again */
     }
     if (rc != 0) {
-        pc_error("shard %u: storing entry %llu failed: %s", f->cfg.group,
-                 (unsigned long long)index, pc_strerror(rc));
+        /* PC_ENOSPC: the disk guard holds writes back and said so once; raft retries. */
+        if (rc != PC_ENOSPC)
+            pc_error("shard %u: storing entry %llu failed: %s", f->cfg.group,
+                     (unsigned long long)index, pc_strerror(rc));
         pc_arena_free(&arena);
         return PC_EIO;
     }

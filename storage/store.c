@@ -26,6 +26,11 @@ struct store {
     /* Writes that failed because the disk was full (read by the node's disk guard). The
      * loop thread is the only writer; relaxed reads from elsewhere are fine for a counter. */
     uint64_t enospc;
+    /* Closed by the node's disk guard when the disk is nearly full: writes fail with
+     * PC_ENOSPC before RocksDB sees them (Debian's RocksDB 7.8.3 aborts the process when a
+     * WAL write fails with ENOSPC). */
+    bool gate_closed;
+    uint64_t gated;
 };
 
 struct store_batch {
@@ -203,6 +208,10 @@ void store_batch_delete_range(struct store_batch *b, enum store_cf cf, const voi
 
 int store_write(struct store *st, struct store_batch *b, bool sync)
 {
+    if (st->gate_closed) {
+        st->gated++;
+        return PC_ENOSPC;
+    }
     char *err = NULL;
     rocksdb_write(st->db, sync ? st->wo_sync : st->wo_nosync, b->wb, &err);
     if (err != NULL)
@@ -355,4 +364,14 @@ int store_checkpoint(struct store *st, const char *dir)
 uint64_t store_enospc_count(const struct store *st)
 {
     return st->enospc;
+}
+
+void store_set_write_gate(struct store *st, bool closed)
+{
+    st->gate_closed = closed;
+}
+
+uint64_t store_gated_count(const struct store *st)
+{
+    return st->gated;
 }

@@ -90,6 +90,12 @@ int store_checkpoint(struct store *st, const char *dir);
  * (the node's disk guard watches it: an ENOSPC it did not foresee). */
 uint64_t store_enospc_count(const struct store *st);
 
+/* While closed, store_write fails at once with PC_ENOSPC and RocksDB sees nothing: the
+ * node's disk guard closes it when the data disk is nearly full, so that RocksDB never runs
+ * out of space in the middle of a WAL write. store_gated_count: writes refused so. */
+void store_set_write_gate(struct store *st, bool closed);
+uint64_t store_gated_count(const struct store *st);
+
 const char *store_cf_name(enum store_cf cf);
 
 #endif

@@ -119,6 +119,9 @@ void web_metrics(struct web_service *w, struct http_req *r)
            "because its data disk was full", ks.writes_refused_disk_full);
     metric(&b, "pchat_store_enospc_errors_total", "counter",
            "database operations that failed with no space left on device", ks.store_enospc);
+    metric(&b, "pchat_store_writes_held_total", "counter",
+           "database writes held back (retried later) because the data disk was below half of "
+           "[node] min_free_space", ks.store_gated);
     metric(&b, "pchat_http_requests_total", "counter", "HTTP requests answered", hs.requests);
     metric(&b, "pchat_http_4xx_total", "counter", "HTTP answers 400-499", hs.responses_4xx);
     metric(&b, "pchat_http_5xx_total", "counter", "HTTP answers 500-599", hs.responses_5xx);
