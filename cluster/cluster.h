@@ -200,6 +200,14 @@ struct cluster_config {
     uint64_t min_free_bytes;
 };
 
+/* Before anything is opened: while the filesystem of data_dir has less than half of
+ * min_free_bytes free, logs why (once a minute) and waits, checking every second. A node
+ * that stopped because a store write found the disk full (fsm_store_failed) so comes back by
+ * itself once space is freed, without RocksDB ever running out mid-write. Blocks the
+ * calling thread; call it before signal handlers are installed (SIGTERM then just ends
+ * the process). */
+void cluster_disk_wait(const char *data_dir, uint64_t min_free_bytes);
+
 /* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */
 int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct cluster_sink *sink,
                  struct cluster **out, char *errmsg, size_t errlen);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "cluster/group.h"
 #include "cluster/peer.h"
@@ -117,9 +118,11 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
         d->total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
     }
 
-    /* The last line: at half the reserve no store write happens at all (the apply of an
-     * entry others proposed fails and raft tries it again later), so RocksDB never writes
-     * its WAL into a full disk. Open again with the margin. */
+    /* The last line: at half the reserve no store write happens at all, so RocksDB never
+     * writes its WAL into a full disk (it would abort). A follower still receives entries
+     * from the others' leaders; applying the next one fails here and ends the process
+     * (fsm_store_failed: libraft 0.22.1 cannot take a failed apply back), and the next
+     * start waits for space (cluster_disk_wait). Open again with the margin. */
     if (cl->cfg.min_free_bytes > 0 && !d->statvfs_failed) {
         uint64_t floor = cl->cfg.min_free_bytes / 2;
         bool close = d->free_bytes < floor;
@@ -127,9 +130,10 @@ void disk_check(struct cluster *cl, uint64_t now, bool force)
         if (close && !d->gate_closed) {
             d->gate_closed = true;
             store_set_write_gate(cl->st, true);
-            pc_error("disk: the data disk of %s is down to %s free: this node stops writing to "
-                     "its database (entries from other nodes wait in the raft log and are "
-                     "applied when space returns)", cl->cfg.data_dir,
+            pc_error("disk: the data disk of %s is down to %s free, below half of [node] "
+                     "min_free_space: this node stops writing to its database; the next entry "
+                     "it has to store ends the process (status 75), and it starts again once "
+                     "space is freed (it waits for it, then catches up)", cl->cfg.data_dir,
                      human(d->free_bytes, f0, sizeof f0));
         } else if (open && d->gate_closed) {
             d->gate_closed = false;
@@ -237,4 +241,31 @@ bool disk_refuse_write(struct cluster *cl)
         return false;
     cl->disk.refused++;
     return true;
+}
+
+void cluster_disk_wait(const char *data_dir, uint64_t min_free_bytes)
+{
+    uint64_t need = min_free_bytes / 2 + DISK_MIN_MARGIN, waited_s = 0;
+    char f[32], m[32];
+    while (min_free_bytes > 0) {
+        struct statvfs sv;
+        if (statvfs(data_dir, &sv) != 0)
+            return; /* a missing data_dir is created and reported later */
+        uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+        if (free_bytes >= need) {
+            if (waited_s > 0)
+                pc_notice("disk: %s free on the data disk of %s after %llu s: starting",
+                          human(free_bytes, f, sizeof f), data_dir,
+                          (unsigned long long)waited_s);
+            return;
+        }
+        if (waited_s % 60 == 0)
+            pc_error("disk: the data disk of %s has %s free, less than half of [node] "
+                     "min_free_space (%s): the node waits for free space before it opens its "
+                     "database (it would not have room to apply what it missed). Free space on "
+                     "that filesystem", data_dir, human(free_bytes, f, sizeof f),
+                     human(min_free_bytes, m, sizeof m));
+        sleep(1);
+        waited_s++;
+    }
 }

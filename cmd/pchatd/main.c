@@ -581,6 +581,7 @@ int main(int argc, char **argv)
     }
     pc_log_init(n.conf.node_name, (enum pc_log_level)pc_log_level_parse(n.conf.log_level));
     signal(SIGPIPE, SIG_IGN);
+    cluster_disk_wait(n.conf.data_dir, n.conf.min_free_bytes);
     uv_loop_init(&n.loop);
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);

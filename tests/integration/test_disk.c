@@ -18,18 +18,23 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "common/pc_buf.h"
 #include "tests/lib/tl.h"
 
-#define MAX_POSTS 3000
+#define MAX_POSTS 6000
 #define MIN_FREE_MB 8
 
 struct disk_fixture {
     int min_free_mb; /* [node] min_free_space; 0 = the guard off: raft and RocksDB hit ENOSPC */
-    struct tl_node node;
+    struct tl_node node;       /* the node whose data_dir is the small filesystem */
+    struct tl_node others[2];  /* the pool test's other two nodes */
+    bool pool;
     char mnt[300];
     char how[64];
     bool mounted;
@@ -284,6 +289,139 @@ static void fill_then_free(struct disk_fixture *f)
     free(fate);
 }
 
+
+/* The Lobby's owner and shard as node n's admin API says (-1 when unknown). */
+static long long lobby_owner(struct tl_node *n, long long *shard)
+{
+    char out[16384];
+    long long o = -1;
+    *shard = -1;
+    if (tl_pchatctl(n, out, sizeof out, "--json room get Lobby") != 0)
+        return -1;
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *r = j ? json_object_get(j, "room") : NULL;
+    if (r == NULL)
+        r = j;
+    if (r != NULL && json_is_integer(json_object_get(r, "owner")))
+        o = json_integer_value(json_object_get(r, "owner"));
+    if (r != NULL && json_is_integer(json_object_get(r, "shard")))
+        *shard = json_integer_value(json_object_get(r, "shard"));
+    json_decref(j);
+    return o;
+}
+
+/* Hands the Lobby's shard to node id (1 = the node on the small disk); waits for it. */
+static void make_owner(struct disk_fixture *f, long long id)
+{
+    struct tl_node *all[3] = {&f->node, &f->others[0], &f->others[1]};
+    char out[4096], args[64];
+    for (int tries = 0; tries < 100; tries++) {
+        long long shard, o = lobby_owner(all[1], &shard);
+        if (o == id)
+            return;
+        if (o >= 1 && o <= 3 && shard >= 0) { /* the shard's raft group is shard + 1 */
+            snprintf(args, sizeof args, "shard transfer %lld --node %lld", shard + 1, id);
+            tl_pchatctl(all[o - 1], out, sizeof out, args);
+        }
+        tl_spin(200);
+    }
+    fail_msg("node %lld did not become the Lobby's owner", id);
+}
+
+/* A 3-node pool where node 1's data disk fills: it refuses what it would propose, hands the
+ * shards it leads to the others and tells them (balancing leaves it alone); the pool keeps
+ * acknowledging posts; when space returns node 1 catches up and, made owner again, serves
+ * the whole history from its own store. */
+static void poolNodeDiskFull_handsOwnershipAway_poolKeepsPosting(void **state)
+{
+    struct disk_fixture *f = *state;
+    if (f == NULL)
+        skip();
+    struct tl_node *n1 = &f->node, *n2 = &f->others[0];
+    char lobby[256], filler[400], reason[256];
+    char *fate = calloc(MAX_POSTS + 200, 1);
+    int sent = 0, status = 0;
+    struct tl_client *c = tl_client_new(n2->sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
+    pcc_event_free(tl_join(c, lobby));
+    make_owner(f, 1);
+
+    snprintf(filler, sizeof filler, "%s/filler", f->mnt);
+    uint64_t free0 = free_bytes(f->mnt), keep = (uint64_t)(f->min_free_mb + 3) << 20;
+    assert_true(free0 > keep);
+    assert_int_equal(sh("fallocate -l %llu %s", (unsigned long long)(free0 - keep), filler), 0);
+    fprintf(stderr, "  pool: node 1's data_dir on %s, %.1f MiB free; node 1 owns the Lobby\n",
+            f->how, (double)free_bytes(f->mnt) / (1 << 20));
+
+    /* Post through node 2 until node 1 says its disk is full. */
+    int refused = 0, unknown = 0;
+    while (sent < MAX_POSTS && metric(n1, "pchat_store_disk_full") != 1) {
+        for (int i = 0; i < 20; i++) {
+            status = post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason);
+            if (status == 503 && strstr(reason, "Disk full") != NULL)
+                refused++;
+            else if (status != 200)
+                unknown++;
+        }
+    }
+    fprintf(stderr, "  %d posts sent until node 1 was full (%.1f MiB free): %d refused \"Disk "
+            "full\", %d of unknown outcome\n", sent, (double)free_bytes(f->mnt) / (1 << 20),
+            refused, unknown);
+    assert_int_equal(metric(n1, "pchat_store_disk_full"), 1);
+    /* Node 1 hands the Lobby's shard away by itself. */
+    long long shard, o = -1;
+    for (int i = 0; i < 50 && (o = lobby_owner(n2, &shard)) == 1; i++)
+        tl_spin(200);
+    fprintf(stderr, "  node 1 full: the Lobby's owner is now node %lld\n", o);
+    assert_true(o == 2 || o == 3);
+    assert_true(tl_node_log_contains(n1, "handing leadership"));
+    assert_true(tl_node_log_contains(n2, "node 1 says its data disk is full"));
+    /* The pool takes posts meanwhile, and node 1 keeps following them as a replica until,
+     * below half its reserve, it stops writing its database (the write gate) and then raft
+     * cannot grow its log there: still no crash, and the others go on. */
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
+    int more = 0, n1_status = -1;
+    while (sent < MAX_POSTS && n1_status < 0) {
+        for (int i = 0; i < 20; i++, more++)
+            assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
+        int st;
+        if (waitpid(n1->pid, &st, WNOHANG) == n1->pid)
+            n1_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    fprintf(stderr, "  %d more posts acknowledged by the pool; node 1 (%.2f MiB free) stopped "
+            "with status %d\n", more, (double)free_bytes(f->mnt) / (1 << 20), n1_status);
+    n1->pid = 0;
+    assert_int_equal(n1_status, 75); /* EX_TEMPFAIL, said why; never a crash */
+    assert_true(tl_node_log_contains(n1, "stops writing to its database"));
+    assert_true(tl_node_log_contains(n1, "the node stops now"));
+    for (int i = 0; i < 10; i++) /* the other two go on */
+        assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
+
+    /* Started again (as systemd would), node 1 waits for space; once the filler is gone it
+     * starts, catches up, and, made owner again, serves the whole history from its store. */
+    tl_node_spawn(n1);
+    for (int i = 0; i < 50 && !tl_node_log_contains_since(n1, "waits for free space"); i++)
+        tl_spin(100);
+    assert_true(tl_node_log_contains_since(n1, "waits for free space"));
+    assert_int_equal(unlink(filler), 0);
+    uint64_t t0 = now_ms();
+    tl_node_wait_ready(n1, 20000);
+    fprintf(stderr, "  filler deleted: node 1 started %.1f s later\n",
+            (double)(now_ms() - t0) / 1000);
+    assert_int_equal(metric(n1, "pchat_store_disk_full"), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
+    make_owner(f, 1);
+    check_history(n2->sip_port, lobby, fate, sent, "node 1 owner again, from its store");
+    assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
+    tl_client_close(c);
+    tl_node_stop(n1);
+    tl_node_stop(&f->others[0]);
+    tl_node_stop(&f->others[1]);
+    free(fate);
+}
+
 static int setup_with(void **state, int min_free_mb)
 {
     struct disk_fixture *f = calloc(1, sizeof *f);
@@ -322,12 +460,52 @@ static int setup_unguarded(void **state)
     return setup_with(state, 0);
 }
 
+static int setup_pool(void **state)
+{
+    struct disk_fixture *f = calloc(1, sizeof *f);
+    f->min_free_mb = MIN_FREE_MB;
+    f->pool = true;
+    char conf[256];
+    snprintf(conf, sizeof conf,
+             "[node]\nmin_free_space = %dM\n[cluster]\nshards = 2\nsegment_size = 256k\n"
+             "election_timeout_ms = 500\nheartbeat_ms = 50\n[chat]\nmax_history = 500\n",
+             MIN_FREE_MB);
+    struct tl_node nodes[3];
+    tl_pool_init(nodes, 3, tl_port_base() + 20, conf);
+    f->node = nodes[0];
+    f->others[0] = nodes[1];
+    f->others[1] = nodes[2];
+    snprintf(f->mnt, sizeof f->mnt, "%s/data", f->node.dir);
+    char why[600];
+    if (!mount_small(f, f->mnt, why, sizeof why)) {
+        fprintf(stderr, "SKIP: %s\n", why);
+        for (int k = 0; k < 3; k++)
+            tl_node_cleanup(&nodes[k]);
+        free(f);
+        *state = NULL;
+        return 0;
+    }
+    f->mounted = true;
+    tl_pool_start(nodes, 3);
+    f->node = nodes[0];
+    f->others[0] = nodes[1];
+    f->others[1] = nodes[2];
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     struct disk_fixture *f = *state;
     if (f == NULL)
         return 0;
     tl_node_kill(&f->node); /* only after a failure: the test stops it cleanly */
+    if (f->pool) {
+        tl_node_kill(&f->others[0]);
+        tl_node_kill(&f->others[1]);
+        tl_node_cleanup(&f->others[0]);
+        tl_node_cleanup(&f->others[1]);
+    }
     if (f->mounted)
         sh("umount %s || umount -l %s", f->mnt, f->mnt);
     tl_node_cleanup(&f->node);
@@ -361,6 +539,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fullDisk_refusesDiskFull_recoversWhenSpaceReturns, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(poolNodeDiskFull_handsOwnershipAway_poolKeepsPosting,
+                                        setup_pool, teardown),
         cmocka_unit_test_setup_teardown(
             fullDiskUnguarded_neverAcksOrCrashes_recoversWhenSpaceReturns, setup_unguarded,
             teardown),
