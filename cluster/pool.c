@@ -407,6 +407,7 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     rc = store_open(path, &so, &cl->st, errmsg, errlen);
     if (rc != 0)
         goto fail;
+    store_set_free_floor(cl->st, cfg->min_free_bytes / 2); /* pool_disk.c: the last line */
     rc = create_fsms(cl, errmsg, errlen);
     if (rc != 0)
         goto fail;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -31,6 +32,11 @@ struct store {
      * WAL write fails with ENOSPC). */
     bool gate_closed;
     uint64_t gated;
+    /* Writes also fail at once while the filesystem has less than this free (checked with
+     * one statvfs per write: the guard's periodic check can miss a disk that raft's log
+     * fills within a fraction of a second). 0 = no check. */
+    uint64_t floor_bytes;
+    char *path;
 };
 
 struct store_batch {
@@ -126,6 +132,7 @@ int store_open(const char *path, const struct store_options *opt, struct store *
         store_close(st);
         return rc;
     }
+    st->path = pc_strdup(path);
     st->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
     st->wo_nosync = rocksdb_writeoptions_create();
@@ -155,6 +162,7 @@ void store_close(struct store *st)
     rocksdb_block_based_options_destroy(st->table);
     rocksdb_cache_destroy(st->cache);
     rocksdb_options_destroy(st->opts);
+    pc_free(st->path);
     pc_free(st);
 }
 
@@ -211,6 +219,13 @@ int store_write(struct store *st, struct store_batch *b, bool sync)
     if (st->gate_closed) {
         st->gated++;
         return PC_ENOSPC;
+    }
+    if (st->floor_bytes > 0) {
+        struct statvfs sv;
+        if (statvfs(st->path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < st->floor_bytes) {
+            st->gated++;
+            return PC_ENOSPC;
+        }
     }
     char *err = NULL;
     rocksdb_write(st->db, sync ? st->wo_sync : st->wo_nosync, b->wb, &err);
@@ -364,6 +379,11 @@ int store_checkpoint(struct store *st, const char *dir)
 uint64_t store_enospc_count(const struct store *st)
 {
     return st->enospc;
+}
+
+void store_set_free_floor(struct store *st, uint64_t bytes)
+{
+    st->floor_bytes = bytes;
 }
 
 void store_set_write_gate(struct store *st, bool closed)

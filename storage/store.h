@@ -94,6 +94,9 @@ uint64_t store_enospc_count(const struct store *st);
  * node's disk guard closes it when the data disk is nearly full, so that RocksDB never runs
  * out of space in the middle of a WAL write. store_gated_count: writes refused so. */
 void store_set_write_gate(struct store *st, bool closed);
+/* Writes also fail at once (PC_ENOSPC, counted as gated) while the database's filesystem has
+ * less than bytes free: one statvfs per write. 0 = off. */
+void store_set_free_floor(struct store *st, uint64_t bytes);
 uint64_t store_gated_count(const struct store *st);
 
 const char *store_cf_name(enum store_cf cf);
