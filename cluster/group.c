@@ -451,13 +451,14 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
                      (unsigned long long)cfg->stored_applied);
             goto fail_raft;
         }
-        pc_error("cluster: group %u: the raft log in %s ends at index %llu, but this node had "
-                 "applied up to index %llu: entries are missing from the log (a segment file "
-                 "was cut, torn or truncated, or the directory was moved away for repair). They "
-                 "are committed on the group's other voters; this node fetches them from the "
-                 "leader and skips re-applying them",
-                 cfg->id, g->dir, (unsigned long long)raft_last_index(&g->raft),
-                 (unsigned long long)cfg->stored_applied);
+        pc_warn("cluster: group %u: the raft log in %s ends at index %llu, but this node had "
+                "applied up to index %llu: entries are missing from the log (a leader killed "
+                "before its own write of entries its followers had already stored, a segment "
+                "file cut or damaged, or the directory moved away for repair). They are "
+                "committed on the group's other voters; this node fetches them from the leader "
+                "and skips re-applying them",
+                cfg->id, g->dir, (unsigned long long)raft_last_index(&g->raft),
+                (unsigned long long)cfg->stored_applied);
     }
     uv_check_init(loop, &g->watch);
     g->watch.data = g;
