@@ -241,6 +241,10 @@ static void fill_then_free(struct disk_fixture *f)
         assert_int_equal(metric(node, "pchat_store_disk_full"), 1);
         assert_true(metric(node, "pchat_writes_refused_disk_full_total") >= 1);
         assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 503);
+        char out[4096];
+        int rc = tl_pchatctl(node, out, sizeof out, "room new DiskFullRoom --category General");
+        fprintf(stderr, "  pchatctl room new while full: exit %d: %s", rc, out);
+        assert_true(rc != 0 && strstr(out, "disk is full") != NULL);
         check_history(node->sip_port, lobby, fate, sent, "while full");
     } else {
         /* No guard: whatever the first failure looked like, a later post must be refused
