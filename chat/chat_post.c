@@ -29,8 +29,17 @@ static void post_done(void *arg, const struct room_res *res)
         sip_txn_reply(txn, 500, "The room moved to another server while your message was in "
                                 "flight; check the room before sending it again");
         break;
+    case PC_EBUSY:
+        /* The owner's queue of posts waiting for their commit is full ([cluster]
+         * max_pending_posts): nothing was stored. */
+        sip_txn_reply(txn, 503, "The chat server is busy: too many messages are waiting to be "
+                                "stored; this one was not stored, send it again in a moment");
+        break;
     case PC_ENOSPC:
-        sip_txn_reply(txn, 503, "The chat server cannot store messages right now (disk full)");
+        /* The owner's data disk is below its reserve (cluster/pool_disk.c): nothing was
+         * stored. Retry-After comes with every 503. */
+        sip_txn_reply(txn, 503, "Disk full: the chat server cannot store messages right now "
+                                "and did not store this one; send it again later");
         break;
     default:
         sip_txn_reply(txn, 503, "The message could not be stored; please send it again");

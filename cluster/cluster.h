@@ -196,7 +196,19 @@ struct cluster_config {
     const char *domain;          /* for a new pool */
     unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
     unsigned retention_interval_ms; /* how often shard leaders apply retention (0 = never) */
+    /* Free space the data disk must keep: below it this node refuses the writes it would
+     * propose (PC_ENOSPC, SIP 503 "disk full") before raft or RocksDB hit ENOSPC; it takes
+     * writes again once free space is back above it (docs/OPERATIONS.md). 0 = no guard. */
+    uint64_t min_free_bytes;
 };
+
+/* Before anything is opened: while the filesystem of data_dir has less than half of
+ * min_free_bytes free, logs why (once a minute) and waits, checking every second. A node
+ * that stopped because a store write found the disk full (fsm_store_failed) so comes back by
+ * itself once space is freed, without RocksDB ever running out mid-write. Blocks the
+ * calling thread; call it before signal handlers are installed (SIGTERM then just ends
+ * the process). */
+void cluster_disk_wait(const char *data_dir, uint64_t min_free_bytes);
 
 /* Opens the node's storage and state. Returns PC_E* with a reason in errmsg. */
 int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct cluster_sink *sink,
@@ -245,6 +257,14 @@ struct cluster_stats {
     uint64_t commit_batches;
     uint64_t events_out;
     uint64_t store_bytes;
+    /* The data disk (statvfs of data_dir, checked every POOL_DISK_CHECK_MS). */
+    uint64_t disk_free_bytes;     /* available to this process */
+    uint64_t disk_total_bytes;
+    bool disk_full;               /* writes are refused until space returns */
+    uint64_t disk_full_events;    /* times the node went into the disk-full state */
+    uint64_t writes_refused_disk_full; /* posts, file chunks, edits refused for it */
+    uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
+    uint64_t store_gated;         /* store writes held back below half the reserve */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
 

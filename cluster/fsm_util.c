@@ -2,9 +2,11 @@
 #include "cluster/fsm_util.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "common/pc_arena.h"
 #include "common/pc_err.h"
+#include "common/pc_log.h"
 #include "compliance/compl_event.h"
 #include "storage/store.h"
 #include "storage/store_keys.h"
@@ -130,4 +132,14 @@ int fsm_snapshot_open(const void *p, size_t len, enum entry_kind kind, uint8_t v
         return PC_ECORRUPT;
     *applied = pc_bin_get_uv(r);
     return r->err != 0 ? PC_ECORRUPT : 0;
+}
+
+void fsm_store_failed(const char *what, uint64_t index, int rc)
+{
+    pc_error("%s: storing applied entry %llu failed (%s): the node stops now, since libraft "
+             "cannot take a failed apply back; the raft log keeps the entry and the next start "
+             "applies it again.%s", what, (unsigned long long)index, pc_strerror(rc),
+             rc == PC_ENOSPC ? " Free space on the data disk ([node] min_free_space): the "
+                               "node waits for it at start, then catches up" : "");
+    _exit(75); /* the log line went out with one write(): nothing buffered to lose */
 }

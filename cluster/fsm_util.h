@@ -18,6 +18,14 @@ struct store_batch;
 /* Outcome of applying an entry at an index the store already holds (restart replay). */
 enum { FSM_APPLIED = 0, FSM_SKIPPED = 1 };
 
+/* An applied entry could not be stored (rc: PC_ENOSPC when the disk guard holds writes
+ * back or the disk is full, else PC_EIO): logs why and ends the process with status 75
+ * (EX_TEMPFAIL; systemd starts it again). It must not return an error to raft: libraft
+ * 0.22.1 then frees the received entries a second time (recvCb) and corrupts memory. The
+ * raft log still holds the entry and the stored applied index is below it, so the next
+ * start applies it again. Never returns. */
+_Noreturn void fsm_store_failed(const char *what, uint64_t index, int rc);
+
 /* The group's applied index as stored (0 when none). */
 uint64_t fsm_stored_applied(struct store *st, uint32_t group);
 void fsm_put_applied(struct store_batch *b, uint32_t group, uint64_t index);

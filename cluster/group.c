@@ -4,6 +4,7 @@
  * election (0.22.1 does not always append a no-op), whose completion is the "ready" signal. */
 #include "cluster/group.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <raft/uv.h>
 #include <stdio.h>
@@ -202,9 +203,13 @@ int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, vo
      * already freed it and the instance is no longer trustworthy (0.22.1, see REPORT). */
     if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE || rv == RAFT_CANTCHANGE) {
         raft_free(buf.base);
-        if (rv == RAFT_NOSPACE)
-            pc_error("cluster: group %u: raft log has no space: %s", g->cfg.id,
-                     raft_errmsg(&g->raft));
+        if (rv == RAFT_NOSPACE) {
+            /* raft_apply checks the disk's free space against the capacity threshold
+             * (below) before appending: nothing was appended. */
+            pc_error("cluster: group %u: raft refused the entry: %s (its log in %s cannot "
+                     "grow; free space on that disk)", g->cfg.id, raft_errmsg(&g->raft), g->dir);
+            return PC_ENOSPC;
+        }
         return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : PC_EIO;
     }
     pc_error("cluster: group %u: raft_apply failed: %s; this node must be restarted", g->cfg.id,
@@ -256,6 +261,80 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Refuses a segment file that ends inside an entry batch (it was cut short: truncated, or a
+ * copy stopped early). raft_uv 0.22.1 treats that as an I/O error and, for an open segment,
+ * frees the file's buffer twice on that path: the process aborts inside raft_start without
+ * a word. A batch that is complete but damaged is left to raft_uv (it cuts an open segment
+ * there, or refuses a closed one); so is anything else it reports itself. Format: u64
+ * version (1; 0 = an open segment never written), then batches of u32 crc, u32 crc, u64 n,
+ * n × (u64 term, u8 type, 3 unused, u32 size), then the entries' data. */
+static int check_segments(const char *dir, char *errmsg, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0; /* raft_init says what is wrong with the directory */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        bool open = strncmp(e->d_name, "open-", 5) == 0;
+        bool closed = !open && e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+                      strchr(e->d_name, '-') != NULL && strchr(e->d_name, '.') == NULL;
+        if (!open && !closed)
+            continue;
+        char path[700];
+        snprintf(path, sizeof path, "%.420s/%.270s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        struct stat st;
+        uint64_t size = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+        uint64_t version = 0, off = 8;
+        if (size < 8 || fread(&version, 8, 1, f) != 1 || version != 1) {
+            fclose(f);
+            continue;
+        }
+        while (off < size) {
+            uint8_t pre[16];
+            if (size - off < sizeof pre) {
+                if (closed)
+                    goto short_file;
+                break; /* the zeroed rest of a preallocated open segment */
+            }
+            if (fseek(f, (long)off, SEEK_SET) != 0 || fread(pre, 1, sizeof pre, f) != sizeof pre)
+                break;
+            uint64_t n;
+            memcpy(&n, pre + 8, 8);
+            if (n == 0 || n > (64u << 20) / 32)
+                break; /* the end of an open segment, or damage raft_uv reports itself */
+            uint64_t data = 0, header_end = off + 16 + 16 * n;
+            if (header_end > size)
+                goto short_file;
+            for (uint64_t i = 0; i < n; i++) {
+                uint8_t eh[16];
+                uint32_t len;
+                if (fread(eh, 1, sizeof eh, f) != sizeof eh)
+                    goto short_file;
+                memcpy(&len, eh + 12, 4);
+                data += len;
+            }
+            if (header_end + data > size)
+                goto short_file;
+            off = header_end + data;
+            continue;
+        short_file:
+            snprintf(errmsg, errlen, "raft segment file %s ends inside the entry batch that "
+                     "starts at byte %llu (the file has %llu bytes): it was cut short "
+                     "(truncated, or copied incompletely), and entries in it may be committed",
+                     path, (unsigned long long)off, (unsigned long long)size);
+            rc = PC_ECORRUPT;
+            break;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return rc;
+}
+
 int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config *cfg,
                 struct group **out, char *errmsg, size_t errlen)
 {
@@ -275,6 +354,17 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         pc_free(g);
         return PC_EIO;
     }
+    char why[1600];
+    if (check_segments(g->dir, why, sizeof why) != 0) {
+        snprintf(errmsg, errlen, "group %u: cannot load the raft log in %s: %s. Starting "
+                 "without it could drop committed entries, so the node stops. In a pool of 3 "
+                 "or more nodes, repair it from the others: stop this node, move this group's "
+                 "raft directory away, start the node (it fetches the log from the group's "
+                 "leader; docs/OPERATIONS.md). A single node: restore a backup",
+                 cfg->id, g->dir, why);
+        pc_free(g);
+        return PC_ECORRUPT;
+    }
     rv = raft_mux_transport_init(&g->transport, mux, cfg->id);
     if (rv != 0) {
         snprintf(errmsg, errlen, "group %u: cluster port transport: %s", cfg->id, pc_strerror(rv));
@@ -291,6 +381,16 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     }
     raft_uv_set_segment_size(&g->io, seg);
     raft_uv_set_connect_retry_delay(&g->io, 100);
+    /* On ENOSPC raft_uv 0.22.1 neither fails nor reports: it retries the segment allocation
+     * or write after this delay (5 s by default) while the append waits. A shorter delay
+     * makes a node whose disk got space back catch up sooner (cluster/pool_disk.c). */
+    raft_uv_set_disk_retry(&g->io, cfg->disk_retry_ms ? cfg->disk_retry_ms : 1000);
+    /* With auto-recovery (the default) a corrupt closed segment, when it is the last one, is
+     * renamed "corrupt-…" together with every open segment, and start goes on without their
+     * entries: committed entries dropped without a word. Off, start fails and names the
+     * file; a torn tail of an open segment is still cut off (a write that never completed),
+     * and the check after raft_start below catches a cut that took applied entries. */
+    raft_uv_set_auto_recovery(&g->io, false);
     rv = raft_init(&g->raft, &g->io, cfg->fsm, cfg->self_id, g->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "group %u: raft_init: %s", cfg->id, raft_errmsg(&g->raft));
@@ -320,9 +420,45 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
     raft_set_capacity_threshold(&g->raft, (unsigned short)(seg / 1024 > 65535 ? 65535 : seg / 1024));
     rv = raft_start(&g->raft);
     if (rv != 0) {
-        snprintf(errmsg, errlen, "group %u: start: %s (raft directory %s)", cfg->id,
-                 raft_errmsg(&g->raft), g->dir);
+        snprintf(errmsg, errlen, "group %u: cannot load the raft log in %s: %s. %s", cfg->id,
+                 g->dir, raft_errmsg(&g->raft),
+                 rv == RAFT_CORRUPT || strstr(raft_errmsg(&g->raft), "segment") != NULL
+                     ? "The named segment file is damaged (torn or truncated); starting without "
+                       "it could drop committed entries, so the node stops. In a pool of 3 or "
+                       "more nodes, repair it from the others: stop this node, move this "
+                       "group's raft directory away, start the node (it fetches the log from "
+                       "the group's leader; docs/OPERATIONS.md). A single node: restore a "
+                       "backup"
+                     : "Check the directory's permissions and the disk");
         goto fail_raft;
+    }
+    if (raft_last_index(&g->raft) < cfg->stored_applied) {
+        /* The log lost entries this node had applied, so they were committed: raft_uv cut
+         * an open segment at a torn or damaged entry. With other voters the group's leader
+         * holds them and sends them again (the FSM skips what its store has): say so and go
+         * on. Alone, nobody has them, and new entries would reuse their indexes, which the
+         * FSM skips as applied: refuse. */
+        unsigned voters = 0;
+        for (unsigned i = 0; i < g->raft.configuration.n; i++)
+            voters += g->raft.configuration.servers[i].role == RAFT_VOTER;
+        if (voters <= 1) {
+            snprintf(errmsg, errlen, "group %u: the raft log in %s ends at index %llu, but this "
+                     "node had applied up to index %llu: a segment file was cut (torn or "
+                     "truncated) and committed entries are missing; this node is the group's "
+                     "only voter, so nobody else holds them. Restore the data directory from "
+                     "a backup", cfg->id, g->dir,
+                     (unsigned long long)raft_last_index(&g->raft),
+                     (unsigned long long)cfg->stored_applied);
+            goto fail_raft;
+        }
+        pc_warn("cluster: group %u: the raft log in %s ends at index %llu, but this node had "
+                "applied up to index %llu: entries are missing from the log (a leader killed "
+                "before its own write of entries its followers had already stored, a segment "
+                "file cut or damaged, or the directory moved away for repair). They are "
+                "committed on the group's other voters; this node fetches them from the leader "
+                "and skips re-applying them",
+                cfg->id, g->dir, (unsigned long long)raft_last_index(&g->raft),
+                (unsigned long long)cfg->stored_applied);
     }
     uv_check_init(loop, &g->watch);
     g->watch.data = g;

@@ -30,6 +30,12 @@ struct group_config {
     unsigned snapshot_threshold; /* entries between snapshots; 0 = 1024 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; 0 = 256 */
     struct raft_fsm *fsm;
+    /* The index the FSM's store says it applied last (fsm_stored_applied): a raft log that
+     * ends below it after start lost committed entries (a torn or truncated segment file). */
+    uint64_t stored_applied;
+    /* Milliseconds between raft_uv's retries of a failed segment allocation or write (a full
+     * disk); 0 = 1000. */
+    unsigned disk_retry_ms;
     /* Called between raft_init and raft_start: the FSMs read the entry index from the raft
      * instance (meta_fsm_attach / shard_fsm_attach), and a 1-voter group applies inside
      * raft_start already. May be NULL. */
@@ -53,7 +59,8 @@ typedef void (*group_apply_cb)(void *arg, int status, void *result);
 
 /* Proposes one entry: buf is a framed entry from cluster/entry.h (raft_malloc'd, padded to
  * 8 bytes); the group owns it from here on, whatever happens. cb fires exactly once, later,
- * unless this returns non-zero (PC_ENOTLEADER, PC_EIO). Never call from inside a raft
+ * unless this returns non-zero (PC_ENOTLEADER, PC_ENOSPC: raft found the disk too full to
+ * append, PC_EIO). Never call from inside a raft
  * callback (an FSM apply): propose from the loop (a prepare or timer callback). */
 int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, void *arg);
 

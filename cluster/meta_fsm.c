@@ -25,6 +25,7 @@ struct result_slot {
 };
 
 struct meta_fsm {
+    int last_store_rc; /* of the last store write in apply (fsm_store_failed says it) */
     struct raft_fsm fsm;
     struct meta_fsm_config cfg;
     struct raft *raft;
@@ -74,10 +75,12 @@ int meta_fsm_apply_entry(struct meta_fsm *f, uint64_t index, const void *p, size
     /* No fsync: raft's log is durable and replays what the store lost; the applied index
      * in the same batch says where that replay starts. */
     int rc = store_write(f->cfg.st, f->batch, false);
+    f->last_store_rc = rc;
     store_batch_clear(f->batch);
     if (rc != 0) {
-        pc_error("meta: storing entry %llu failed: %s", (unsigned long long)index,
-                 pc_strerror(rc));
+        if (rc != PC_ENOSPC) /* the disk guard holds writes back and said so once */
+            pc_error("meta: storing entry %llu failed: %s", (unsigned long long)index,
+                     pc_strerror(rc));
         /* Memory already holds the change: make it match the store again, so that a retry
          * of the same entry applies it once. */
         if (reload(f) != 0)
@@ -103,7 +106,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     struct meta_result res;
     int rc = meta_fsm_apply_entry(f, index, buf->base, buf->len, &res);
     if (rc < 0)
-        return RAFT_IOERR;
+        fsm_store_failed("meta", index, f->last_store_rc ? f->last_store_rc : PC_EIO);
     if (rc == FSM_APPLIED && raft_state(f->raft) == RAFT_LEADER) {
         struct result_slot *s = pc_malloc(sizeof *s);
         s->res = res;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/fsm_util.h"
 #include "cluster/pool_int.h"
 #include "cluster/roomfile.h"
 #include "common/pc_alloc.h"
@@ -91,6 +92,12 @@ static void on_peer_message(void *ctx, uint64_t from, uint8_t type, const void *
             meta_sync_request(cl, from, req_id);
         break;
     }
+    case POOL_MSG_NODE_STATE: {
+        unsigned flags;
+        if ((rc = pool_node_state_decode(p, len, &flags)) == 0)
+            disk_peer_state(cl, from, flags);
+        break;
+    }
     case POOL_MSG_META_RES: {
         struct pool_meta_res m;
         if ((rc = pool_meta_res_decode(p, len, NULL, &m)) == 0)
@@ -114,6 +121,7 @@ static void on_peer_link(void *ctx, uint64_t node, bool up)
     pc_notice("cluster: peer link to node %llu %s", (unsigned long long)node, up ? "up" : "down");
     route_link(cl, node, up);
     owner_link(cl, node, up);
+    disk_link(cl, node, up);
 }
 
 /* ---- loop hooks ----------------------------------------------------------------------------- */
@@ -144,6 +152,8 @@ static void balance(struct cluster *cl)
             self_i = k;
         else if (!peer_up(cl->peers, cl->nodes[k].id))
             goto out; /* not while a node is away: it would get nothing, or everything */
+        if (disk_node_full(cl, cl->nodes[k].id))
+            goto out; /* nor while one refuses writes: it hands its shards away (pool_disk.c) */
     }
     for (uint32_t i = 0; i < cl->n_shards; i++) {
         uint64_t leader = group_leader(cl->shards[i].g, NULL);
@@ -189,6 +199,7 @@ static void tick_cb(uv_timer_t *h)
     if (cl->closing)
         return;
     uint64_t now = pc_mono_ms();
+    disk_check(cl, now, false);
     route_tick(cl, now);
     meta_tick(cl, now);
     members_tick(cl);
@@ -269,6 +280,7 @@ static int start_groups(struct cluster *cl, char *errmsg, size_t errlen)
     struct group_config gc;
     fill_group_config(cl, &gc, 0, dir, sizeof dir, voters);
     gc.fsm = meta_fsm_raft(cl->meta_fsm);
+    gc.stored_applied = fsm_stored_applied(cl->st, 0);
     gc.attach = attach_meta;
     gc.fsm_ctx = cl->meta_fsm;
     gc.leadership = on_meta_leadership;
@@ -277,6 +289,7 @@ static int start_groups(struct cluster *cl, char *errmsg, size_t errlen)
         struct pool_shard *sh = &cl->shards[i];
         fill_group_config(cl, &gc, sh->id, dir, sizeof dir, voters);
         gc.fsm = shard_fsm_raft(sh->fsm);
+        gc.stored_applied = fsm_stored_applied(cl->st, sh->id);
         gc.attach = attach_shard;
         gc.fsm_ctx = sh->fsm;
         gc.leadership = on_shard_leadership;
@@ -361,6 +374,7 @@ static int copy_nodes(struct cluster *cl, const struct cluster_config *cfg, char
 
 static void free_pool(struct cluster *cl)
 {
+    disk_close(cl);
     for (uint32_t i = 0; cl->shards != NULL && i < cl->n_shards; i++)
         shard_fsm_destroy(cl->shards[i].fsm);
     pc_free(cl->shards);
@@ -401,6 +415,7 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     rc = store_open(path, &so, &cl->st, errmsg, errlen);
     if (rc != 0)
         goto fail;
+    store_set_free_floor(cl->st, cfg->min_free_bytes / 2); /* pool_disk.c: the last line */
     rc = create_fsms(cl, errmsg, errlen);
     if (rc != 0)
         goto fail;
@@ -431,6 +446,11 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
         filefix_scan(cl, &cl->shards[i]); /* a repair a restart interrupted */
     }
 
+    if (cfg->min_free_bytes == 0)
+        pc_warn("disk: [node] min_free_space = 0: nothing stops writes before the data disk is "
+                "full, and RocksDB aborts the process when its log cannot be written; set it "
+                "(default 256M)");
+    disk_check(cl, pc_mono_ms(), true); /* a node started on a full disk refuses writes at once */
     uv_prepare_init(loop, &cl->prepare);
     cl->prepare.data = cl;
     uv_prepare_start(&cl->prepare, prepare_cb);
@@ -556,6 +576,13 @@ void cluster_stats(const struct cluster *cl, struct cluster_stats *out)
     out->store_bytes = 0;
     for (int cf = 0; cf < STORE_CF_COUNT; cf++)
         out->store_bytes += store_property(cl->st, (enum store_cf)cf, "rocksdb.total-sst-files-size");
+    out->disk_free_bytes = cl->disk.free_bytes;
+    out->disk_total_bytes = cl->disk.total_bytes;
+    out->disk_full = cl->disk.full;
+    out->disk_full_events = cl->disk.events;
+    out->writes_refused_disk_full = cl->disk.refused;
+    out->store_enospc = store_enospc_count(cl->st);
+    out->store_gated = store_gated_count(cl->st);
 }
 
 static void group_info(const struct group *g, struct cluster_group_info *out)

@@ -37,6 +37,7 @@ enum {
     POOL_BACKFILL_PAGE = 500,
     POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
     POOL_BALANCE_QUIET_MS = 5000, /* ...of a shard without proposals for this long */
+    POOL_DISK_CHECK_MS = 250,     /* how often the data disk's free space is read */
 };
 
 struct pool_shard;
@@ -204,6 +205,23 @@ struct cluster {
     struct pool_meta_list meta_propose; /* to propose at the next prepare (leader only) */
     bool init_proposed;
 
+    /* the data disk guard (pool_disk.c) */
+    struct pool_disk {
+        uint64_t next_check_ms;
+        uint64_t free_bytes, total_bytes;
+        uint64_t enospc_seen;     /* store_enospc_count() at the last check */
+        const char *noted;        /* disk_note_enospc's reason, until the next check */
+        uint64_t enospc_until_ms; /* a RocksDB ENOSPC holds the state at least until then */
+        bool full;
+        bool gate_closed;         /* store writes refused (store_set_write_gate) */
+        bool statvfs_failed;      /* logged once */
+        uint64_t full_since_ms;
+        uint64_t events, refused;
+        uint64_t shed_due_ms;     /* when to hand led groups away again while full */
+        uint64_t *full_peers;     /* ids of peers that said their disk is full */
+        size_t n_full_peers;
+    } disk;
+
     bool closing;
     int handles_left, groups_left;
     void (*close_cb)(void *);
@@ -228,6 +246,23 @@ void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no,
                            uint64_t to);
 void route_close(struct cluster *cl);
 unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
+
+/* pool_disk.c */
+/* Reads the data disk's free space (at most every POOL_DISK_CHECK_MS unless force) and
+ * enters or leaves the disk-full state, logging each change once. */
+void disk_check(struct cluster *cl, uint64_t now, bool force);
+/* Something other than the free-space reading found the disk full (raft refused an entry
+ * with RAFT_NOSPACE): enters the disk-full state now, what says why. */
+void disk_note_enospc(struct cluster *cl, const char *what);
+/* A peer's NODE_STATE message, and the peer link coming up (this node tells its state). */
+void disk_peer_state(struct cluster *cl, uint64_t node, unsigned flags);
+void disk_link(struct cluster *cl, uint64_t node, bool up);
+/* True when node (this one or a peer) said its data disk is full: balancing gives it no
+ * shard, since it would have to hand it away again. */
+bool disk_node_full(const struct cluster *cl, uint64_t node);
+void disk_close(struct cluster *cl);
+/* True while this node must not propose writes; counts the refusal. */
+bool disk_refuse_write(struct cluster *cl);
 
 /* pool_members.c */
 void members_tick(struct cluster *cl);

@@ -91,6 +91,9 @@ static void proposal_done(void *arg, int status, void *result)
     } else if (status == PC_EUNKNOWN) {
         set_status(&res, PC_EUNKNOWN, "the metadata leader changed while applying this change: "
                    "check whether it took effect before retrying");
+    } else if (status == PC_ENOSPC) {
+        set_status(&res, status, "the metadata leader's data disk is full: the change was not "
+                   "made; retry once space is freed");
     } else if (status != 0 && status != PC_ENOTLEADER) {
         set_status(&res, status, "the metadata change could not be stored");
     }
@@ -239,14 +242,20 @@ static void propose_all(struct cluster *cl)
     while ((c = TAILQ_FIRST(&cl->meta_propose)) != NULL) {
         TAILQ_REMOVE(&cl->meta_propose, c, plink);
         c->queued = false;
+        if (!c->is_init && disk_refuse_write(cl)) {
+            proposal_done(c, PC_ENOSPC, NULL); /* the data disk is full (pool_disk.c) */
+            continue;
+        }
         struct raft_buffer buf;
         int rc = meta_fsm_entry(&c->op, &buf);
         if (rc == 0) {
             rc = group_propose(cl->meta_g, buf, proposal_done, c);
         }
         c->proposing = rc == 0;
+        if (rc == PC_ENOSPC)
+            disk_note_enospc(cl, "raft refused a metadata entry for lack of disk space");
         if (rc != 0)
-            proposal_done(c, rc == PC_ENOTLEADER ? PC_ENOTLEADER : PC_EIO, NULL);
+            proposal_done(c, rc == PC_ENOTLEADER || rc == PC_ENOSPC ? rc : PC_EIO, NULL);
     }
 }
 

@@ -30,6 +30,8 @@ const char *pool_msg_type_name(uint8_t type)
         return "RESYNC";
     case POOL_MSG_META_SYNC:
         return "META_SYNC";
+    case POOL_MSG_NODE_STATE:
+        return "NODE_STATE";
     }
     return "UNKNOWN";
 }
@@ -517,5 +519,25 @@ int pool_meta_sync_decode(const void *p, size_t len, uint64_t *req_id)
     int rc = finish(&r);
     if (rc != 0)
         *req_id = 0;
+    return rc;
+}
+
+/* ---- 9 NODE_STATE ------------------------------------------------------------------------- */
+
+void pool_node_state_encode(struct pc_buf *out, unsigned flags)
+{
+    pc_bin_put_u8(out, POOL_MSG_V1);
+    pc_bin_put_u8(out, (uint8_t)flags);
+}
+
+int pool_node_state_decode(const void *p, size_t len, unsigned *flags)
+{
+    struct pc_bin_reader r;
+    pc_bin_reader_init(&r, p, len);
+    get_version(&r);
+    *flags = pc_bin_get_u8(&r);
+    int rc = finish(&r);
+    if (rc != 0)
+        *flags = 0;
     return rc;
 }

@@ -32,6 +32,7 @@ enum pool_msg_type {
     POOL_MSG_SUBSCRIBE = 6,  /* a node (re)announcing its sessions in a room to its owner */
     POOL_MSG_RESYNC = 7,     /* owner -> node: announce again every room you have with me */
     POOL_MSG_META_SYNC = 8,  /* a node asking the metadata leader how far it has committed */
+    POOL_MSG_NODE_STATE = 9, /* a node's own state the others act on: its data disk is full */
 };
 
 enum {
@@ -123,6 +124,10 @@ int pool_resync_decode(const void *p, size_t len);
 /* 8 META_SYNC: req_id only. The leader answers with a META_RES carrying req_id, status 0
  * and applied_index = its metadata commit index (or PC_ENOTOWNER). */
 void pool_meta_sync_encode(struct pc_buf *out, uint64_t req_id);
+/* NODE_STATE: sent to every peer when it changes and when a link comes up. */
+enum { POOL_NODE_DISK_FULL = 1 };
+void pool_node_state_encode(struct pc_buf *out, unsigned flags);
+int pool_node_state_decode(const void *p, size_t len, unsigned *flags);
 int pool_meta_sync_decode(const void *p, size_t len, uint64_t *req_id);
 
 #endif

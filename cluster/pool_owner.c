@@ -256,6 +256,12 @@ static void queue_event(struct pool_shard *sh, enum compl_type type, const char 
 /* Posts and file chunks wait for their commit: bounded like every queue (503 beyond). */
 static bool has_room(struct pool_shard *sh, uint64_t origin, uint64_t req_id)
 {
+    /* A full data disk first: raft_uv would take the entry and then wait, retrying its
+     * write, with the poster's answer hanging until space returns (pool_disk.c). */
+    if (disk_refuse_write(sh->pl)) {
+        answer_status(sh->pl, origin, req_id, PC_ENOSPC);
+        return false;
+    }
     if (sh->n_pending < sh->pl->cfg.max_pending_posts)
         return true;
     answer_status(sh->pl, origin, req_id, PC_EBUSY);
@@ -424,10 +430,16 @@ void owner_request(struct cluster *cl, uint64_t origin, uint64_t req_id, const s
         do_file_chunk(sh, origin, req_id, req);
         break;
     case ROOM_REQ_EDIT:
-        owner_edit(sh, origin, req_id, req);
+        if (disk_refuse_write(cl))
+            answer_status(cl, origin, req_id, PC_ENOSPC);
+        else
+            owner_edit(sh, origin, req_id, req);
         break;
     case ROOM_REQ_PURGE:
-        owner_purge(sh, origin, req_id, req);
+        if (disk_refuse_write(cl))
+            answer_status(cl, origin, req_id, PC_ENOSPC);
+        else
+            owner_purge(sh, origin, req_id, req);
         break;
     case ROOM_REQ_IMPORT:
         if (has_room(sh, origin, req_id))
@@ -617,8 +629,10 @@ void owner_propose(struct pool_shard *sh)
             continue;
         }
         /* Refused before it was appended: nothing of it is committed. */
+        if (rc == PC_ENOSPC)
+            disk_note_enospc(cl, "raft refused an entry for lack of disk space");
         sh->inflight++;
-        proposal_done(p, rc == PC_ENOTLEADER ? PC_ENOTLEADER : PC_EIO, NULL);
+        proposal_done(p, rc == PC_ENOTLEADER || rc == PC_ENOSPC ? rc : PC_EIO, NULL);
     }
 }
 

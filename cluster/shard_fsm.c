@@ -107,6 +107,7 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
     /* No fsync: raft's log is durable and replays whatever the store lost; the applied index
      * in the same batch makes that replay skip what is stored. */
     int rc = store_write(f->cfg.st, f->batch, false);
+    f->last_store_rc = rc;
     store_batch_clear(f->batch);
     for (size_t i = 0; i < n; i++) {
         if ((ops[i].kind == SHARD_OP_PURGE || ops[i].kind == SHARD_OP_IMPORT) && rc != 0)
@@ -120,8 +121,10 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
             r->last = r->durable; /* hand the seqs back: a retry assigns them again */
     }
     if (rc != 0) {
-        pc_error("shard %u: storing entry %llu failed: %s", f->cfg.group,
-                 (unsigned long long)index, pc_strerror(rc));
+        /* PC_ENOSPC: the disk guard holds writes back and said so once; raft retries. */
+        if (rc != PC_ENOSPC)
+            pc_error("shard %u: storing entry %llu failed: %s", f->cfg.group,
+                     (unsigned long long)index, pc_strerror(rc));
         pc_arena_free(&arena);
         return PC_EIO;
     }
@@ -140,8 +143,14 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
         pc_error("shard %u: apply before shard_fsm_attach", f->cfg.group);
         return RAFT_INVALID;
     }
-    int rc = shard_fsm_apply_entry(f, raft_last_applied(f->raft) + 1, buf->base, buf->len);
-    return rc < 0 ? RAFT_IOERR : 0;
+    uint64_t index = raft_last_applied(f->raft) + 1;
+    int rc = shard_fsm_apply_entry(f, index, buf->base, buf->len);
+    if (rc < 0) {
+        char what[32];
+        snprintf(what, sizeof what, "shard %u", f->cfg.group);
+        fsm_store_failed(what, index, f->last_store_rc ? f->last_store_rc : PC_EIO);
+    }
+    return 0;
 }
 
 /* ---- snapshot and restore ----------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include "common/pc_bin.h"
 
 struct shard_fsm {
+    int last_store_rc; /* of the last store write in apply (fsm_store_failed says it) */
     struct raft_fsm fsm;
     struct shard_fsm_config cfg;
     struct raft *raft;

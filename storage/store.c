@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -23,6 +24,19 @@ struct store {
     rocksdb_cache_t *cache;
     rocksdb_slicetransform_t *msg_prefix;
     rocksdb_filterpolicy_t *bloom;
+    /* Writes that failed because the disk was full (read by the node's disk guard). The
+     * loop thread is the only writer; relaxed reads from elsewhere are fine for a counter. */
+    uint64_t enospc;
+    /* Closed by the node's disk guard when the disk is nearly full: writes fail with
+     * PC_ENOSPC before RocksDB sees them (Debian's RocksDB 7.8.3 aborts the process when a
+     * WAL write fails with ENOSPC). */
+    bool gate_closed;
+    uint64_t gated;
+    /* Writes also fail at once while the filesystem has less than this free (checked with
+     * one statvfs per write: the guard's periodic check can miss a disk that raft's log
+     * fills within a fraction of a second). 0 = no check. */
+    uint64_t floor_bytes;
+    char *path;
 };
 
 struct store_batch {
@@ -31,6 +45,7 @@ struct store_batch {
 };
 
 struct store_iter {
+    struct store *st;
     rocksdb_iterator_t *it;
     rocksdb_readoptions_t *ro;
     char *lower, *upper;
@@ -41,14 +56,18 @@ const char *store_cf_name(enum store_cf cf)
     return cf_names[cf];
 }
 
-static int map_error(const char *what, char *err)
+static int map_error(struct store *st, const char *what, char *err)
 {
     int rc = PC_EIO;
-    if (strstr(err, "No space left") != NULL || strstr(err, "ENOSPC") != NULL)
+    if (strstr(err, "No space left") != NULL || strstr(err, "ENOSPC") != NULL) {
         rc = PC_ENOSPC;
-    else if (strstr(err, "Corruption") != NULL)
+        st->enospc++;
+    } else if (strstr(err, "Corruption") != NULL) {
         rc = PC_ECORRUPT;
-    pc_error("storage: %s failed: %s", what, err);
+    }
+    pc_error("storage: %s failed: %s%s", what, err,
+             rc == PC_ENOSPC ? " (the data disk is full: free space on it; writes resume by "
+                               "themselves)" : "");
     free(err);
     return rc;
 }
@@ -59,7 +78,19 @@ int store_open(const char *path, const struct store_options *opt, struct store *
     struct store *st = pc_calloc(1, sizeof *st);
     char *err = NULL;
 
+    /* No fallocate: RocksDB would reserve 1.1 × write_buffer_size (about 70 MiB) for every
+     * WAL file up front, so a small or nearly full disk looks full at once and free space
+     * says nothing about how much is really used; the node's disk-full guard
+     * (cluster/pool_disk.c) reads free space. The C API has no setter for it. */
+    rocksdb_options_t *base = rocksdb_options_create();
     st->opts = rocksdb_options_create();
+    rocksdb_get_options_from_string(base, "allow_fallocate=false", st->opts, &err);
+    rocksdb_options_destroy(base);
+    if (err != NULL) {
+        pc_warn("storage: allow_fallocate=false not taken (%s): WAL files are preallocated", err);
+        free(err);
+        err = NULL;
+    }
     rocksdb_options_set_create_if_missing(st->opts, opt->create_if_missing);
     rocksdb_options_set_create_missing_column_families(st->opts, 1);
     rocksdb_options_increase_parallelism(st->opts, 2);
@@ -101,6 +132,7 @@ int store_open(const char *path, const struct store_options *opt, struct store *
         store_close(st);
         return rc;
     }
+    st->path = pc_strdup(path);
     st->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
     st->wo_nosync = rocksdb_writeoptions_create();
@@ -130,6 +162,7 @@ void store_close(struct store *st)
     rocksdb_block_based_options_destroy(st->table);
     rocksdb_cache_destroy(st->cache);
     rocksdb_options_destroy(st->opts);
+    pc_free(st->path);
     pc_free(st);
 }
 
@@ -183,10 +216,21 @@ void store_batch_delete_range(struct store_batch *b, enum store_cf cf, const voi
 
 int store_write(struct store *st, struct store_batch *b, bool sync)
 {
+    if (st->gate_closed) {
+        st->gated++;
+        return PC_ENOSPC;
+    }
+    if (st->floor_bytes > 0) {
+        struct statvfs sv;
+        if (statvfs(st->path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < st->floor_bytes) {
+            st->gated++;
+            return PC_ENOSPC;
+        }
+    }
     char *err = NULL;
     rocksdb_write(st->db, sync ? st->wo_sync : st->wo_nosync, b->wb, &err);
     if (err != NULL)
-        return map_error("write", err);
+        return map_error(st, "write", err);
     return 0;
 }
 
@@ -197,7 +241,7 @@ int store_get(struct store *st, enum store_cf cf, const void *key, size_t klen,
     size_t vlen = 0;
     char *v = rocksdb_get_cf(st->db, st->ro, st->cf[cf + 1], key, klen, &vlen, &err);
     if (err != NULL)
-        return map_error("read", err);
+        return map_error(st, "read", err);
     if (v == NULL)
         return PC_ENOTFOUND;
     pc_buf_reset(out);
@@ -210,6 +254,7 @@ struct store_iter *store_iter_new(struct store *st, enum store_cf cf, const void
                                   size_t llen, const void *upper, size_t ulen)
 {
     struct store_iter *it = pc_calloc(1, sizeof *it);
+    it->st = st;
     it->ro = rocksdb_readoptions_create();
     /* Bounds let RocksDB skip whole files and stop at the room's last message; they must
      * outlive the iterator, hence the copies. */
@@ -281,7 +326,7 @@ int store_iter_status(struct store_iter *it)
     char *err = NULL;
     rocksdb_iter_get_error(it->it, &err);
     if (err != NULL)
-        return map_error("iterate", err);
+        return map_error(it->st, "iterate", err);
     return 0;
 }
 
@@ -301,7 +346,7 @@ int store_sync(struct store *st)
     char *err = NULL;
     rocksdb_flush_wal(st->db, 1, &err);
     if (err != NULL)
-        return map_error("WAL sync", err);
+        return map_error(st, "WAL sync", err);
     return 0;
 }
 
@@ -323,10 +368,30 @@ int store_checkpoint(struct store *st, const char *dir)
     char *err = NULL;
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &err);
     if (err != NULL)
-        return map_error("checkpoint", err);
+        return map_error(st, "checkpoint", err);
     rocksdb_checkpoint_create(cp, dir, 0, &err);
     rocksdb_checkpoint_object_destroy(cp);
     if (err != NULL)
-        return map_error("checkpoint", err);
+        return map_error(st, "checkpoint", err);
     return 0;
+}
+
+uint64_t store_enospc_count(const struct store *st)
+{
+    return st->enospc;
+}
+
+void store_set_free_floor(struct store *st, uint64_t bytes)
+{
+    st->floor_bytes = bytes;
+}
+
+void store_set_write_gate(struct store *st, bool closed)
+{
+    st->gate_closed = closed;
+}
+
+uint64_t store_gated_count(const struct store *st)
+{
+    return st->gated;
 }

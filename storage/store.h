@@ -86,6 +86,19 @@ uint64_t store_property(struct store *st, enum store_cf cf, const char *name);
 /* Hard-link checkpoint of the whole database into dir (which must not exist). */
 int store_checkpoint(struct store *st, const char *dir);
 
+/* How many operations failed with "No space left on device" since the store was opened
+ * (the node's disk guard watches it: an ENOSPC it did not foresee). */
+uint64_t store_enospc_count(const struct store *st);
+
+/* While closed, store_write fails at once with PC_ENOSPC and RocksDB sees nothing: the
+ * node's disk guard closes it when the data disk is nearly full, so that RocksDB never runs
+ * out of space in the middle of a WAL write. store_gated_count: writes refused so. */
+void store_set_write_gate(struct store *st, bool closed);
+/* Writes also fail at once (PC_ENOSPC, counted as gated) while the database's filesystem has
+ * less than bytes free: one statvfs per write. 0 = off. */
+void store_set_free_floor(struct store *st, uint64_t bytes);
+uint64_t store_gated_count(const struct store *st);
+
 const char *store_cf_name(enum store_cf cf);
 
 #endif

@@ -155,6 +155,24 @@ static void auth_done(struct web_service *w, struct http_req *r, struct web_req 
         dispatch(w, r, q);
 }
 
+/* A password check refused before it ran: the address is over its rate (429) or the node
+ * runs as many checks as it allows (503). */
+static void password_refused(struct http_req *r, int status, unsigned retry_s)
+{
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", retry_s);
+    http_add_header(r, "Retry-After", ra);
+    if (status == 429) {
+        pc_notice("web: password check refused for %s: too many sign-in attempts", http_peer(r));
+        http_reply_error(r, 429, "too many sign-in attempts from your address: password checks "
+                         "are limited per address ([web] login_rate); retry in %u s, or sign in "
+                         "once (POST /api/login) and use the token", retry_s);
+    } else {
+        http_reply_error(r, 503, "the server is checking as many passwords as it allows at once "
+                         "([web] login_concurrency); retry in %u s", retry_s);
+    }
+}
+
 /* The password check ended; the request (and so this service) may be gone meanwhile. */
 static void password_checked(void *arg, bool ok, const char *user)
 {
@@ -203,9 +221,17 @@ static void authenticate(struct web_service *w, struct http_req *r, struct web_r
         plain[n] = '\0';
         *colon = '\0';
         q->auth_pending = true;
-        web_auth_password(&w->auth, cluster_meta(w->cl), (char *)plain, colon + 1,
-                          password_checked, http_ticket_new(r));
+        struct http_ticket *t = http_ticket_new(r);
+        unsigned retry_s;
+        int status = web_auth_password(&w->auth, cluster_meta(w->cl), http_peer(r),
+                                       (char *)plain, colon + 1, password_checked, t, &retry_s);
         OPENSSL_cleanse(plain, sizeof plain);
+        if (status != 0) {
+            q->auth_pending = false;
+            q->auth_status = status;
+            http_ticket_release(t);
+            password_refused(r, status, retry_s);
+        }
         return;
     }
     q->auth_why = "unsupported Authorization scheme (use Bearer or Basic)";
@@ -252,9 +278,15 @@ static void login(struct web_service *w, struct http_req *r)
         http_reply_error(r, 400, "sign-in needs \"user\" and \"password\"");
         return;
     }
-    web_auth_password(&w->auth, cluster_meta(w->cl), user, password, login_checked,
-                      http_ticket_new(r));
+    struct http_ticket *t = http_ticket_new(r);
+    unsigned retry_s;
+    int status = web_auth_password(&w->auth, cluster_meta(w->cl), http_peer(r), user, password,
+                                   login_checked, t, &retry_s);
     json_decref(j);
+    if (status != 0) {
+        http_ticket_release(t);
+        password_refused(r, status, retry_s);
+    }
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -400,6 +432,8 @@ int web_service_start(uv_loop_t *loop, const struct web_config *cfg, struct chat
         pc_free(w);
         return PC_EIO;
     }
+    if (cfg->login_rate > 0)
+        web_auth_set_limits(&w->auth, cfg->login_rate, cfg->login_burst, cfg->login_concurrency);
     struct http_config hc = {.host = cfg->listen, .port = cfg->port, .max_body = cfg->max_body,
                              .max_conns = cfg->max_conns, .timeout_s = cfg->timeout_s};
     struct http_handlers h = {.ctx = w, .headers = on_headers, .request = on_request};
@@ -423,5 +457,6 @@ void web_service_stop(struct web_service *w)
     if (w->https != NULL)
         https_bridge_stop(w->https);
     http_server_stop(w->http);
+    web_auth_close(&w->auth);
     pc_free(w);
 }

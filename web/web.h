@@ -29,6 +29,10 @@ struct web_config {
     unsigned timeout_s;
     bool metrics_public;       /* /metrics without credentials */
     uint64_t max_file_bytes;   /* uploads (Lync: 20,000 KB) */
+    /* Password checks (sign-in, Basic headers) per client address: login_rate per second,
+     * bursts of login_burst (429 beyond); at most login_concurrency at once (503 beyond).
+     * login_rate 0 = the defaults (10, 30, 2). */
+    unsigned login_rate, login_burst, login_concurrency;
 };
 
 /* What the node adds that the web service cannot know by itself. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #include "chat/chat_admin.h"
 #include "chat/chat_passwd.h"
@@ -22,6 +23,95 @@
 #include "web/web_auth.h"
 
 #define LOCAL_ADMIN "local:pchatctl"
+
+/* One client address's token bucket of password checks. */
+struct auth_peer {
+    char addr[64];
+    double tokens;
+    uint64_t last_ms;
+    UT_hash_handle hh;
+};
+
+/* Kept apart from struct web_auth (which goes with the web service) because the checks in
+ * the thread pool may outlive it: each holds a reference. */
+struct web_auth_limits {
+    unsigned refs;
+    unsigned rate, burst, concurrent;
+    unsigned running, n_peers;
+    uint64_t checks, refused_peer, refused_busy;
+    struct auth_peer *peers;
+};
+
+enum { AUTH_MAX_PEERS = 10000 };
+
+static void limits_unref(struct web_auth_limits *l)
+{
+    if (--l->refs > 0)
+        return;
+    struct auth_peer *p, *tmp;
+    HASH_ITER(hh, l->peers, p, tmp) {
+        HASH_DEL(l->peers, p);
+        pc_free(p);
+    }
+    pc_free(l);
+}
+
+void web_auth_set_limits(struct web_auth *a, unsigned rate, unsigned burst, unsigned concurrent)
+{
+    a->limits->rate = rate > 0 ? rate : 1;
+    a->limits->burst = burst > 0 ? burst : 1;
+    a->limits->concurrent = concurrent > 0 ? concurrent : 1;
+}
+
+void web_auth_close(struct web_auth *a)
+{
+    if (a->limits != NULL)
+        limits_unref(a->limits);
+    a->limits = NULL;
+}
+
+void web_auth_stats(const struct web_auth *a, struct web_auth_stats *out)
+{
+    const struct web_auth_limits *l = a->limits;
+    *out = (struct web_auth_stats){0};
+    if (l != NULL)
+        *out = (struct web_auth_stats){.checks = l->checks, .refused_peer = l->refused_peer,
+                                       .refused_busy = l->refused_busy, .running = l->running};
+}
+
+/* Takes one check from peer's bucket: 0, or the seconds until one is there. */
+static unsigned peer_take(struct web_auth_limits *l, const char *addr, uint64_t now)
+{
+    struct auth_peer *p = NULL;
+    HASH_FIND_STR(l->peers, addr, p);
+    if (p == NULL) {
+        if (l->n_peers >= AUTH_MAX_PEERS) {
+            /* Forget the addresses whose bucket is full again: they lose nothing. */
+            struct auth_peer *q, *tmp;
+            HASH_ITER(hh, l->peers, q, tmp)
+                if ((double)(now - q->last_ms) * l->rate / 1000.0 + q->tokens >= l->burst) {
+                    HASH_DEL(l->peers, q);
+                    pc_free(q);
+                    l->n_peers--;
+                }
+        }
+        p = pc_calloc(1, sizeof *p);
+        pc_strlcpy(p->addr, addr, sizeof p->addr);
+        p->tokens = l->burst;
+        p->last_ms = now;
+        HASH_ADD_STR(l->peers, addr, p);
+        l->n_peers++;
+    }
+    p->tokens += (double)(now - p->last_ms) * l->rate / 1000.0;
+    if (p->tokens > l->burst)
+        p->tokens = l->burst;
+    p->last_ms = now;
+    if (p->tokens >= 1.0) {
+        p->tokens -= 1.0;
+        return 0;
+    }
+    return (unsigned)((1.0 - p->tokens) / l->rate) + 1;
+}
 
 static void mac_hex(const struct web_auth *a, const char *msg, size_t len, char out[65])
 {
@@ -100,6 +190,9 @@ bool web_auth_init(struct web_auth *a, uv_loop_t *loop, const char *data_dir, co
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return false;
     }
+    a->limits = pc_calloc(1, sizeof *a->limits);
+    a->limits->refs = 1;
+    web_auth_set_limits(a, 10, 30, 2);
     return true;
 }
 
@@ -179,6 +272,7 @@ struct pw_check {
     bool ok;
     web_auth_cb cb;
     void *arg;
+    struct web_auth_limits *limits; /* a reference */
 };
 
 static void pw_work(uv_work_t *w)
@@ -198,24 +292,42 @@ static void pw_done(uv_work_t *w, int status)
     struct pw_check *c = w->data;
     c->cb(c->arg, status == 0 && c->ok, c->user);
     OPENSSL_cleanse(c->password, strlen(c->password));
+    c->limits->running--;
+    limits_unref(c->limits);
     pc_free(c->password);
     pc_free(c->stored);
     pc_free(c);
 }
 
-void web_auth_password(struct web_auth *a, const struct meta *m, const char *user,
-                       const char *password, web_auth_cb cb, void *arg)
+int web_auth_password(struct web_auth *a, const struct meta *m, const char *peer, const char *user,
+                      const char *password, web_auth_cb cb, void *arg, unsigned *retry_after_s)
 {
+    *retry_after_s = 0;
     char uri[300];
     normalise(a, user, uri, sizeof uri);
     for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
         if (*p < 0x20 || *p == 0x7f) { /* no such user can exist */
             cb(arg, false, uri);
-            return;
+            return 0;
         }
     if (a->auth_off) { /* as SIP with [auth] mode = off: the password is not checked */
         cb(arg, true, uri);
-        return;
+        return 0;
+    }
+    /* A flood of guesses (or of Basic headers) must neither starve the thread pool, which
+     * raft's disk work and file I/O share, nor make guessing cheap: per address first, then
+     * node-wide. */
+    struct web_auth_limits *l = a->limits;
+    unsigned wait_s = peer_take(l, peer != NULL ? peer : "", pc_mono_ms());
+    if (wait_s > 0) {
+        l->refused_peer++;
+        *retry_after_s = wait_s;
+        return 429;
+    }
+    if (l->running >= l->concurrent) {
+        l->refused_busy++;
+        *retry_after_s = 1;
+        return 503;
     }
     const struct meta_user *u = meta_user(m, uri);
     struct pw_check *c = pc_calloc(1, sizeof *c);
@@ -225,10 +337,16 @@ void web_auth_password(struct web_auth *a, const struct meta *m, const char *use
     c->password = pc_strdup(password);
     c->cb = cb;
     c->arg = arg;
+    c->limits = l;
     if (uv_queue_work(a->loop, &c->work, pw_work, pw_done) != 0) {
         cb(arg, false, uri);
         pc_free(c->password);
         pc_free(c->stored);
         pc_free(c);
+        return 0;
     }
+    l->refs++;
+    l->running++;
+    l->checks++;
+    return 0;
 }

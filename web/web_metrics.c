@@ -105,10 +105,39 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_room_events_out_total", "counter", "room events fanned out to nodes",
            ks.events_out);
     metric(&b, "pchat_store_bytes", "gauge", "size of this node's RocksDB files", ks.store_bytes);
+    metric(&b, "pchat_store_disk_full", "gauge",
+           "1 while this node refuses writes because its data disk is full ([node] min_free_space)",
+           ks.disk_full);
+    metric(&b, "pchat_store_disk_free_bytes", "gauge",
+           "free space on the filesystem of the node's data_dir", ks.disk_free_bytes);
+    metric(&b, "pchat_store_disk_size_bytes", "gauge",
+           "size of the filesystem of the node's data_dir", ks.disk_total_bytes);
+    metric(&b, "pchat_store_disk_full_events_total", "counter",
+           "times this node entered the disk-full state", ks.disk_full_events);
+    metric(&b, "pchat_writes_refused_disk_full_total", "counter",
+           "posts, file chunks, edits and metadata changes this node refused as owner or leader "
+           "because its data disk was full", ks.writes_refused_disk_full);
+    metric(&b, "pchat_store_enospc_errors_total", "counter",
+           "database operations that failed with no space left on device", ks.store_enospc);
+    metric(&b, "pchat_store_writes_held_total", "counter",
+           "database writes held back (retried later) because the data disk was below half of "
+           "[node] min_free_space", ks.store_gated);
     metric(&b, "pchat_http_requests_total", "counter", "HTTP requests answered", hs.requests);
     metric(&b, "pchat_http_4xx_total", "counter", "HTTP answers 400-499", hs.responses_4xx);
     metric(&b, "pchat_http_5xx_total", "counter", "HTTP answers 500-599", hs.responses_5xx);
     metric(&b, "pchat_http_waiting", "gauge", "HTTP requests waiting for a commit", hs.waiting);
+    struct web_auth_stats as;
+    web_auth_stats(&w->auth, &as);
+    metric(&b, "pchat_web_password_checks_total", "counter",
+           "passwords checked (sign-in and Basic headers; scrypt in the thread pool)", as.checks);
+    metric(&b, "pchat_web_password_checks_running", "gauge",
+           "password checks in the thread pool now", as.running);
+    metric(&b, "pchat_web_logins_rate_limited_total", "counter",
+           "password checks refused with 429: the client address was over [web] login_rate",
+           as.refused_peer);
+    metric(&b, "pchat_web_logins_busy_total", "counter",
+           "password checks refused with 503: [web] login_concurrency checks were running",
+           as.refused_busy);
     metric(&b, "pchat_file_uploads_total", "counter", "files uploaded through this node", w->uploads);
     metric(&b, "pchat_file_upload_bytes_total", "counter", "bytes uploaded", w->upload_bytes);
     metric(&b, "pchat_file_downloads_total", "counter", "files downloaded from this node",

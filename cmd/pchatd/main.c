@@ -396,6 +396,9 @@ static int start_web(struct node *n)
                             .token_minutes = (unsigned)c->web_token_minutes,
                             .max_body = c->web_max_body, .max_conns = (unsigned)c->web_max_connections,
                             .timeout_s = (unsigned)c->web_timeout,
+                            .login_rate = (unsigned)c->web_login_rate,
+                            .login_burst = (unsigned)c->web_login_burst,
+                            .login_concurrency = (unsigned)c->web_login_concurrency,
                             .metrics_public = c->web_metrics_public,
                             .max_file_bytes = c->web_max_file_bytes};
     struct web_hooks hooks = {.ctx = n, .admin_local = local_admin, .metrics = node_metrics,
@@ -427,7 +430,7 @@ static void start_search(struct node *n)
 static int start(struct node *n)
 {
     struct pchatd_conf *c = &n->conf;
-    char err[512];
+    char err[2048];
     snprintf(n->chat_uri, sizeof n->chat_uri, "sip:%s@%s", c->chat_user, c->domain);
 
     struct chat_config cc;
@@ -468,7 +471,8 @@ static int start(struct node *n)
                                 .retention_interval_ms = (unsigned)c->cluster_retention_interval_ms,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
-                                .compliance_classes = classes};
+                                .compliance_classes = classes,
+                                .min_free_bytes = c->min_free_bytes};
     struct cluster_sink sink = chat_cluster_sink(n->svc);
     int rc = cluster_open(&n->loop, &kc, &sink, &n->cl, err, sizeof err);
     if (rc != 0) {
@@ -577,6 +581,7 @@ int main(int argc, char **argv)
     }
     pc_log_init(n.conf.node_name, (enum pc_log_level)pc_log_level_parse(n.conf.log_level));
     signal(SIGPIPE, SIG_IGN);
+    cluster_disk_wait(n.conf.data_dir, n.conf.min_free_bytes);
     uv_loop_init(&n.loop);
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);

@@ -15,6 +15,10 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"node", "id", PC_CONF_INT, F(node_id), "1", 1, 65535, "this node's id in the pool (1, 2, 3…)"},
     {"node", "name", PC_CONF_STR, F(node_name), "n1", 0, 0, "label in logs and metrics"},
     {"node", "data_dir", PC_CONF_STR, F(data_dir), "run/n1", 0, 0, "where RocksDB and raft data live"},
+    {"node", "min_free_space", PC_CONF_SIZE, F(min_free_bytes), "256M", 0, 1LL << 50,
+     "free space the data disk must keep: below it the node refuses new posts, uploads and "
+     "changes (SIP 503 disk full) until space returns, before raft or RocksDB run out (0 = "
+     "no guard)"},
     {"node", "log_level", PC_CONF_STR, F(log_level), "info", 0, 0, "debug, info, notice, warn or error"},
     {"node", "admin_socket", PC_CONF_STR, F(admin_socket), "", 0, 0,
      "unix socket for pchatctl (empty = <data_dir>/admin.sock)"},
@@ -146,6 +150,14 @@ const struct pc_conf_item pchatd_conf_table[] = {
      "idle HTTP connections are closed after this many seconds"},
     {"web", "max_connections", PC_CONF_INT, F(web_max_connections), "1000", 1, 100000,
      "HTTP connections per node"},
+    {"web", "login_rate", PC_CONF_INT, F(web_login_rate), "10", 1, 100000,
+     "password checks (sign-in, Basic headers) one client address may cause per second; "
+     "beyond it 429 with Retry-After"},
+    {"web", "login_burst", PC_CONF_INT, F(web_login_burst), "30", 1, 100000,
+     "password checks one client address may cause at once before login_rate applies"},
+    {"web", "login_concurrency", PC_CONF_INT, F(web_login_concurrency), "2", 1, 1024,
+     "password checks (scrypt, in the shared thread pool) running at once on the node; "
+     "beyond it 503 with Retry-After"},
     {"web", "metrics_public", PC_CONF_BOOL, F(web_metrics_public), "yes", 0, 0,
      "serve /metrics without credentials (no: administrators only)"},
 

@@ -12,6 +12,7 @@ struct pchatd_conf {
     int node_id;
     char *node_name;
     char *data_dir;
+    size_t min_free_bytes;
     char *log_level;
     char *admin_socket;
     /* [sip] */
@@ -81,6 +82,7 @@ struct pchatd_conf {
     size_t web_max_file_bytes;
     int web_token_minutes;
     int web_timeout;
+    int web_login_rate, web_login_burst, web_login_concurrency;
     int web_max_connections;
     bool web_metrics_public;
     /* [seed] */

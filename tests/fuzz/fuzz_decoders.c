@@ -54,8 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 6: {
         uint64_t id;
+        unsigned flags;
         pool_resync_decode(p, n);
         pool_meta_sync_decode(p, n, &id);
+        pool_node_state_decode(p, n, &flags);
         break;
     }
     case 7: {

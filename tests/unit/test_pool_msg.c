@@ -491,7 +491,8 @@ static void typeName_namesEveryType(void **state)
     assert_string_equal(pool_msg_type_name(0), "UNKNOWN");
     assert_string_equal(pool_msg_type_name(POOL_MSG_RESYNC), "RESYNC");
     assert_string_equal(pool_msg_type_name(POOL_MSG_META_SYNC), "META_SYNC");
-    assert_string_equal(pool_msg_type_name(9), "UNKNOWN");
+    assert_string_equal(pool_msg_type_name(POOL_MSG_NODE_STATE), "NODE_STATE");
+    assert_string_equal(pool_msg_type_name(10), "UNKNOWN");
     struct pc_buf b = {0};
     pool_resync_encode(&b);
     assert_int_equal(pool_resync_decode(b.data, b.len), 0);
@@ -506,6 +507,15 @@ static void typeName_namesEveryType(void **state)
     assert_int_equal(pool_meta_sync_decode(b.data, b.len - 1, &id), PC_EPROTO);
     pc_bin_put_u8(&b, 0);
     assert_int_equal(pool_meta_sync_decode(b.data, b.len, &id), PC_EPROTO);
+    pc_buf_free(&b);
+    unsigned flags = 0;
+    pool_node_state_encode(&b, POOL_NODE_DISK_FULL);
+    assert_int_equal(pool_node_state_decode(b.data, b.len, &flags), 0);
+    assert_int_equal(flags, POOL_NODE_DISK_FULL);
+    assert_int_equal(pool_node_state_decode(b.data, b.len - 1, &flags), PC_EPROTO);
+    assert_int_equal(flags, 0);
+    pc_bin_put_u8(&b, 0);
+    assert_int_equal(pool_node_state_decode(b.data, b.len, &flags), PC_EPROTO);
     pc_buf_free(&b);
     assert_string_equal(pool_msg_type_name(255), "UNKNOWN");
 }

@@ -1,0 +1,195 @@
+/* Node limits that had no test (issue 9 item 3): client connections per node, the idle
+ * timeout of unregistered SIP connections, the header timeout of HTTP (slowloris), the
+ * per-session bound on commands in progress and the per-node bound on posts waiting for
+ * their commit, each answered with a precise refusal (503 has Retry-After) and counted. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/pc_buf.h"
+#include "tests/lib/tl.h"
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+    pc_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+static long long metric(const struct tl_node *n, const char *name)
+{
+    CURL *c = curl_easy_init();
+    struct pc_buf b = {0};
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->web_port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    long long v = -1;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        pc_buf_append(&b, "", 1);
+        char key[128];
+        snprintf(key, sizeof key, "\n%s ", name);
+        const char *p = strstr(b.data, key);
+        if (p != NULL)
+            v = strtoll(p + strlen(key), NULL, 10);
+    }
+    curl_easy_cleanup(c);
+    pc_buf_free(&b);
+    return v;
+}
+
+/* Waits up to ms for the server to close fd; returns how long it took (or ms + 1). */
+static uint64_t wait_closed(int fd, unsigned ms)
+{
+    uint64_t t0 = now_ms();
+    char buf[4096];
+    while (now_ms() - t0 <= ms) {
+        bool closed = false;
+        tl_raw_read(fd, buf, sizeof buf, 100, &closed);
+        if (closed)
+            return now_ms() - t0;
+    }
+    return ms + 1;
+}
+
+static void connectionsPerNode_areBounded(void **state)
+{
+    (void)state;
+    struct tl_node node;
+    tl_node_init(&node, tl_port_base() + 11, "[sip]\nmax_connections = 3\n");
+    tl_node_start(&node);
+    tl_spin(500); /* the readiness probes' connections are gone */
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = tl_raw_connect(node.sip_port);
+    tl_spin(200);
+    int extra = tl_raw_connect(node.sip_port);
+    uint64_t t = wait_closed(extra, 3000);
+    fprintf(stderr, "  4th connection with max_connections = 3: closed after %llu ms\n",
+            (unsigned long long)t);
+    assert_true(t <= 3000);
+    assert_true(metric(&node, "pchat_sip_connections_refused_total") >= 1);
+    assert_true(tl_node_log_contains(&node, "connections is the configured maximum"));
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    close(extra);
+    tl_node_stop(&node);
+    tl_node_cleanup(&node);
+}
+
+static void idleSip_andSlowHttp_areClosed(void **state)
+{
+    (void)state;
+    struct tl_node node;
+    tl_node_init(&node, tl_port_base() + 13, "[sip]\nidle_timeout = 1\n[web]\ntimeout = 1\n");
+    tl_node_start(&node);
+    /* SIP: connected, never registers, sends nothing. */
+    int sip = tl_raw_connect(node.sip_port);
+    uint64_t t = wait_closed(sip, 5000);
+    fprintf(stderr, "  idle SIP connection (idle_timeout = 1): closed after %llu ms\n",
+            (unsigned long long)t);
+    assert_true(t <= 5000);
+    close(sip);
+    /* HTTP: half a request line, then nothing (slowloris). */
+    int web = tl_raw_connect(node.web_port);
+    tl_raw_send(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32);
+    t = wait_closed(web, 5000);
+    fprintf(stderr, "  HTTP request never finished (timeout = 1): closed after %llu ms\n",
+            (unsigned long long)t);
+    assert_true(t <= 5000);
+    close(web);
+    tl_node_stop(&node);
+    tl_node_cleanup(&node);
+}
+
+/* Sends n posts without waiting; counts their answers by status. */
+static void pipeline(struct tl_client *c, const char *room, int n, int *ok, int *busy,
+                     char *reason, size_t cap)
+{
+    uint32_t *cseq = calloc((size_t)n, sizeof *cseq);
+    char text[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(text, sizeof text, "pipelined %d", i);
+        cseq[i] = pcc_post(c->pcc, room, text);
+    }
+    *ok = *busy = 0;
+    for (int i = 0; i < n; i++) {
+        char why[256];
+        int st = tl_wait_sip(c, cseq[i], 10000, why, sizeof why);
+        *ok += st == 200;
+        if (st == 503) {
+            (*busy)++;
+            snprintf(reason, cap, "%s", why);
+        }
+    }
+    free(cseq);
+}
+
+static void queues_perSessionAndPerNode_answer503(void **state)
+{
+    (void)state;
+    struct tl_node node;
+    char lobby[256], reason[256] = "";
+    int ok, busy;
+    /* Per session: at most 2 commands in progress. */
+    tl_node_init(&node, tl_port_base() + 15, "[sip]\nmax_pending_commands = 2\n");
+    tl_node_start(&node);
+    struct tl_client *c = tl_client_new(node.sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
+    pcc_event_free(tl_join(c, lobby));
+    pipeline(c, lobby, 40, &ok, &busy, reason, sizeof reason);
+    fprintf(stderr, "  40 pipelined posts, max_pending_commands = 2: %d ok, %d x 503 \"%s\"\n",
+            ok, busy, reason);
+    assert_true(ok >= 2 && busy >= 1 && ok + busy == 40);
+    assert_non_null(strstr(reason, "Too many requests in progress"));
+    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    tl_client_close(c);
+    tl_node_stop(&node);
+    tl_node_cleanup(&node);
+
+    /* Per node: at most 1 post waiting for its commit per shard. */
+    tl_node_init(&node, tl_port_base() + 17, "[cluster]\nmax_pending_posts = 1\n");
+    tl_node_start(&node);
+    c = tl_client_new(node.sip_port, "alice@example.test");
+    assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
+    pcc_event_free(tl_join(c, lobby));
+    reason[0] = '\0';
+    pipeline(c, lobby, 40, &ok, &busy, reason, sizeof reason);
+    fprintf(stderr, "  40 pipelined posts, max_pending_posts = 1: %d ok, %d x 503 \"%s\"\n", ok,
+            busy, reason);
+    assert_true(ok >= 1 && busy >= 1 && ok + busy == 40);
+    assert_non_null(strstr(reason, "busy"));
+    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    tl_client_close(c);
+    tl_node_stop(&node);
+    tl_node_cleanup(&node);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(connectionsPerNode_areBounded),
+        cmocka_unit_test(idleSip_andSlowHttp_areClosed),
+        cmocka_unit_test(queues_perSessionAndPerNode_answer503),
+    };
+    int rc = cmocka_run_group_tests_name("limits_queues", tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
