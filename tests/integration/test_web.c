@@ -592,7 +592,18 @@ static void pool_snapshotReplicaFetchesFileBytes(void **state)
     snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
     answer_free(&a);
     /* Enough entries for snapshots that leave node 3 behind the log. */
-    struct tl_client *c = tl_client_new(pool[0].sip_port, "bob@example.test");
+    /* Node 3 may have led the metadata group: sign-in waits for a new leader. It failed
+     * twice in CI after 10 s on a busy machine; retry, and show the node's log if it never
+     * comes. */
+    char why[256] = "";
+    struct tl_client *c = NULL;
+    deadline = pc_mono_ms() + 40000;
+    while ((c = tl_client_try(pool[0].sip_port, "bob@example.test", why, sizeof why)) == NULL &&
+           pc_mono_ms() < deadline)
+        fprintf(stderr, "  sign-in on node 1 failed (%s); retrying\n", why);
+    if (c == NULL)
+        tl_node_dump_log(&pool[0]);
+    assert_non_null(c);
     char lobby[256];
     assert_non_null(tl_room_uri(c, "Lobby", lobby, sizeof lobby));
     pcc_event_free(tl_join(c, lobby));
