@@ -2,18 +2,18 @@
  * supervisor, history dumps of every room from one node, and the report that adds what
  * pchat-check does not see (unavailability windows per room, compliance completeness).
  *
- *   pchat-chaos load DIR NAME USER ROOM WINDOW HOST:PORT...
+ *   pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...
  *   pchat-chaos dump OUT NODE HOST:PORT ROOM...
  *   pchat-chaos report DIR T0_MS
  *
  * load: one poster (tests/lib/tl_load.c) in ROOM, signed in as USER, up to WINDOW posts in
- * flight, connected to the first HOST:PORT and moving on to the next one whenever its
+ * flight and at most RATE posts a second (0: as fast as answers come), connected to the first HOST:PORT and moving on to the next one whenever its
  * connection dies. The poster runs in a child process; if it dies (tl's helpers exit when
  * an answer does not come in time, e.g. a join while the node is paused) the supervisor
  * starts a new generation with a new client name, so every log stays a consistent client
  * for pchat-check. Each generation G writes, under DIR:
  *   clients/NAME.G.log   the checker's client log (C S A F U J R lines)
- *   acks/NAME.G          first line the room, then the wall-clock ms of every 50 ms slice
+ *   acks/NAME.G          first line the room, then the wall-clock ms of every 10 ms slice
  *                        in which at least one post was acknowledged
  *   stat/NAME.G          "sent acked refused unknown delivered reconnects", every second
  * SIGTERM or SIGINT: stop posting, wait up to 15 s for the posts in flight, exit 0.
@@ -129,7 +129,7 @@ static void write_stat(const char *path, const struct tl_poster_stats *st)
 
 struct load_args {
     const char *dir, *name, *user, *room;
-    unsigned window;
+    unsigned window, rate;
     int ports[MAX_NODES];
     size_t n_ports;
 };
@@ -167,11 +167,15 @@ static int run_poster(const struct load_args *a, unsigned gen)
     struct tl_poster *p = tl_poster_new(client, a->user, ports, a->n_ports, uri, a->window, log_path);
     struct tl_poster_stats st;
     uint64_t last_acked = 0;
-    int64_t next_stat = 0;
+    int64_t next_stat = 0, start = wall_ms();
+    tl_poster_stats(p, &st);
     while (!stop_requested) {
-        tl_posters_run(&p, 1, 50, true);
-        tl_poster_stats(p, &st);
+        /* Paced: post in this slice only while behind RATE posts a second. */
         int64_t now = wall_ms();
+        bool posting = a->rate == 0 || st.sent < (uint64_t)(now - start) * a->rate / 1000 + 1;
+        tl_posters_run(&p, 1, 10, posting);
+        tl_poster_stats(p, &st);
+        now = wall_ms();
         if (st.acked != last_acked) {
             last_acked = st.acked;
             fprintf(acks, "%lld\n", (long long)now);
@@ -195,13 +199,14 @@ static int run_poster(const struct load_args *a, unsigned gen)
 
 static int cmd_load(int argc, char **argv)
 {
-    if (argc < 7) {
-        fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW HOST:PORT...\n");
+    if (argc < 8) {
+        fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...\n");
         return 2;
     }
     struct load_args a = {.dir = argv[1], .name = argv[2], .user = argv[3], .room = argv[4]};
     a.window = (unsigned)strtoul(argv[5], NULL, 10);
-    for (int i = 6; i < argc && a.n_ports < MAX_NODES; i++)
+    a.rate = (unsigned)strtoul(argv[6], NULL, 10);
+    for (int i = 7; i < argc && a.n_ports < MAX_NODES; i++)
         a.ports[a.n_ports++] = parse_hostport(argv[i]);
     mkdir_p(a.dir, "clients");
     mkdir_p(a.dir, "acks");
@@ -595,7 +600,7 @@ int main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "report") == 0)
         return cmd_report(argc - 1, argv + 1);
-    fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW HOST:PORT...\n"
+    fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...\n"
                     "       pchat-chaos dump OUT NODE HOST:PORT ROOM...\n"
                     "       pchat-chaos report DIR T0_MS\n"
                     "(see tests/chaos/chaos.c; run by tests/chaos/run)\n");
