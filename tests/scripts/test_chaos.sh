@@ -20,7 +20,7 @@ fi
 # Under ASan every node is slower: the same faults, a lighter load.
 rate=20
 case ${PCHAT_BUILD:-build} in *asan*) rate=10 ;; esac
-tests/chaos/run --duration "${PCHAT_CHAOS_DURATION:-60}" --rate "$rate" \
+tests/chaos/run --duration "${PCHAT_CHAOS_DURATION:-90}" --rate "$rate" \
   ${PCHAT_CHAOS_SEED:+--seed "$PCHAT_CHAOS_SEED"}
 rc=$?
 case $rc in
