@@ -4,6 +4,7 @@
  *
  *   pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...
  *   pchat-chaos dump OUT NODE HOST:PORT ROOM...
+ *   pchat-chaos store-dump OUT NODE DATA_DIR
  *   pchat-chaos report DIR T0_MS
  *
  * load: one poster (tests/lib/tl_load.c) in ROOM, signed in as USER, up to WINDOW posts in
@@ -21,12 +22,21 @@
  * dump: the node's stored history of every ROOM (by name) through a client on HOST:PORT,
  * as one checker node dump (N line, then H lines) in OUT.
  *
+ * dump reads through the chat service, which asks the room's owner: it tests the read path
+ * but shows one replica. store-dump shows one replica's own store: the stopped node's
+ * RocksDB under DATA_DIR, every room the node's metadata knows, read with roomlog_read
+ * (the owner's read path), as a checker node dump with the rooms' URIs.
+ *
  * report: reads DIR/acks, DIR/clients and the JSON lines in DIR/compl (the exec compliance adapter's
  * output of every node) and prints the unavailability window per room (the longest time
  * between two acknowledgements in the room, over all its posters) and the compliance
  * check: every acknowledged post is a CHAT event (after de-duplication by event id), each
  * file's CHAT events of a room in increasing seq. Exit 1 if an event is missing or out of
  * order. Also writes DIR/report.vars (shell assignments) for the run script's summary. */
+/* uthash allocates through pc_malloc, as the library's tables do (before any include). */
+#define uthash_malloc(sz) pc_malloc(sz)
+#define uthash_free(ptr, sz) pc_free(ptr)
+
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -44,14 +54,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cluster/cluster.h"
+#include "cluster/meta.h"
+#include "cluster/roomlog.h"
 #include "common/pc_alloc.h"
+#include "common/pc_arena.h"
+#include "common/pc_err.h"
 #include "common/pc_str.h"
 #include "common/pc_time.h"
+#include "storage/store.h"
 #include "tests/lib/tl.h"
 #include "tests/lib/tl_load.h"
 
-#define uthash_malloc(sz) pc_malloc(sz)
-#define uthash_free(ptr, sz) pc_free(ptr)
 #include <uthash.h>
 
 #define MAX_NODES 8
@@ -291,6 +305,109 @@ static int cmd_dump(int argc, char **argv)
     }
     fclose(f);
     tl_client_close(probe);
+    printf("%zu\n", total);
+    return 0;
+}
+
+/* ---- store-dump ------------------------------------------------------------------------- */
+
+/* The checker's field escaping: backslash, tab and newline. */
+static void put_field(FILE *f, const char *s)
+{
+    fputc('\t', f);
+    for (; s != NULL && *s != '\0'; s++) {
+        if (*s == '\\')
+            fputs("\\\\", f);
+        else if (*s == '\t')
+            fputs("\\t", f);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+struct page {
+    struct pc_arena arena;
+    struct room_msg *msgs;
+    size_t n;
+};
+
+static int cmd_store_dump(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: pchat-chaos store-dump OUT NODE DATA_DIR\n");
+        return 2;
+    }
+    const char *out = argv[1], *node = argv[2];
+    char path[600], err[256];
+    snprintf(path, sizeof path, "%s/db", argv[3]);
+    struct store_options so = {.create_if_missing = false};
+    struct store *st;
+    int rc = store_open(path, &so, &st, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "pchat-chaos: %s: %s\n", path, err);
+        return 1;
+    }
+    struct meta m;
+    memset(&m, 0, sizeof m);
+    rc = meta_load(&m, st);
+    FILE *f = rc == 0 ? fopen(out, "w") : NULL;
+    if (f == NULL) {
+        fprintf(stderr, "pchat-chaos: %s: %s\n", rc != 0 ? "metadata" : out,
+                rc != 0 ? pc_strerror(rc) : strerror(errno));
+        if (rc == 0)
+            meta_free(&m);
+        store_close(st);
+        return 1;
+    }
+    fprintf(f, "N\t%s\n", node);
+    size_t total = 0;
+    for (struct meta_room *r = m.rooms_by_no; r != NULL && rc == 0; r = r->hh_no.next) {
+        char uri[300];
+        snprintf(uri, sizeof uri, "ma-chan://%s/%s", m.domain, r->guid);
+        /* Pages come newest first (seq < before); write them oldest first. */
+        struct page *pages = NULL;
+        size_t n_pages = 0;
+        uint64_t before = 0;
+        for (;;) {
+            pages = pc_realloc(pages, (n_pages + 1) * sizeof *pages);
+            struct page *p = &pages[n_pages];
+            memset(p, 0, sizeof *p);
+            rc = roomlog_read(st, r->no, before, 0, 1000, &p->arena, &p->msgs, &p->n);
+            if (rc != 0 || p->n == 0) {
+                pc_arena_free(&p->arena);
+                break;
+            }
+            n_pages++;
+            before = p->msgs[0].seq;
+            if (before <= 1)
+                break;
+        }
+        for (size_t i = n_pages; i-- > 0;) {
+            for (size_t j = 0; j < pages[i].n; j++) {
+                const struct room_msg *msg = &pages[i].msgs[j];
+                char seq[24];
+                snprintf(seq, sizeof seq, "%llu", (unsigned long long)msg->seq);
+                fputc('H', f);
+                put_field(f, uri);
+                put_field(f, seq);
+                put_field(f, msg->author);
+                put_field(f, msg->text);
+                fputc('\n', f);
+                total++;
+            }
+            pc_arena_free(&pages[i].arena);
+        }
+        pc_free(pages);
+    }
+    fclose(f);
+    meta_free(&m);
+    store_close(st);
+    if (rc != 0) {
+        fprintf(stderr, "pchat-chaos: reading %s: %s\n", path, pc_strerror(rc));
+        return 1;
+    }
     printf("%zu\n", total);
     return 0;
 }
@@ -598,10 +715,13 @@ int main(int argc, char **argv)
         return cmd_load(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "store-dump") == 0)
+        return cmd_store_dump(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...\n"
                     "       pchat-chaos dump OUT NODE HOST:PORT ROOM...\n"
+                    "       pchat-chaos store-dump OUT NODE DATA_DIR\n"
                     "       pchat-chaos report DIR T0_MS\n"
                     "(see tests/chaos/chaos.c; run by tests/chaos/run)\n");
     return 2;
