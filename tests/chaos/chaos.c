@@ -205,9 +205,8 @@ static int run_poster(const struct load_args *a, unsigned gen)
     if (st.acked != last_acked)
         fprintf(acks, "%lld\n", (long long)wall_ms());
     fclose(acks);
-    tl_poster_free(p); /* posts still in flight become U */
-    /* tl_poster_free counted them: the final stat includes them. */
     write_stat(stat_path, &st);
+    tl_poster_free(p); /* posts still in flight become U in the log (not in the stat) */
     return 0;
 }
 
