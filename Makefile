@@ -56,6 +56,8 @@ INTEG_BINS = $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 CHECK_SRCS = $(wildcard tests/checker/*.c)
 CHECK_OBJS = $(CHECK_SRCS:%.c=$(BUILD)/%.o)
 CHECK_BIN = $(BUILD)/bin/pchat-check
+# The chaos run's client side: posters, history dumps, report (tests/chaos/run, make chaos).
+CHAOS_BIN = $(BUILD)/bin/pchat-chaos
 # The bare-raft yardstick `make bench` prints beside the pool's figures (tests/bench/).
 RAFT_BARE_BIN = $(BUILD)/bench/raft_bare
 
@@ -65,8 +67,8 @@ RAFT_BARE_BIN = $(BUILD)/bench/raft_bare
 INTEROP_BIN = $(BUILD)/tests/interop/purple_interop
 PURPLE_FLAGS := $(shell pkg-config --cflags --libs purple libxml-2.0 2>/dev/null)
 
-.PHONY: all bench deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
-all: $(CMD_BINS) $(CHECK_BIN) $(RAFT_BARE_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
+.PHONY: all bench chaos deps test test-unit test-integration check-asan run stop clean fuzz fuzz-build fuzz-targets
+all: $(CMD_BINS) $(CHECK_BIN) $(CHAOS_BIN) $(RAFT_BARE_BIN) $(UNIT_BINS) $(INTEG_BINS) $(if $(PURPLE_FLAGS),$(INTEROP_BIN))
 
 # The page is built into the binary (web/web_page.c .incbin's it).
 $(BUILD)/web/web_page.o: web/static/index.html
@@ -118,6 +120,11 @@ $(CHECK_BIN): $(CHECK_OBJS) $(LIB)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $(CHECK_OBJS) $(LIB) $(LIBS)
 
+$(CHAOS_BIN): $(BUILD)/tests/chaos/chaos.o $(TEST_LIB_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB) $(LIBS) -lcmocka
+
 $(RAFT_BARE_BIN): $(BUILD)/tests/bench/raft_bare.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
@@ -154,6 +161,14 @@ MODE ?= both
 bench: all
 	@tests/bench/run $(MODE)
 
+# The chaos run (root and network namespaces needed): a 3-host pool under load while a
+# seeded nemesis partitions, kills, pauses and degrades it; then pchat-check and a summary
+# table (tests/chaos/run --help). DURATION in seconds; SEED to replay a run's choices.
+DURATION ?= 120
+SEED ?=
+chaos: all
+	@tests/chaos/run --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
 check-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@tests/run --asan-only
@@ -171,5 +186,5 @@ clean:
 # Header dependencies of every object, tests included (a stale test object compiled
 # against an old struct layout fails in confusing ways).
 -include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(CHECK_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) \
-         $(BUILD)/tests/bench/raft_bare.d \
+         $(BUILD)/tests/bench/raft_bare.d $(BUILD)/tests/chaos/chaos.d \
          $(UNIT_BINS:=.d) $(INTEG_BINS:=.d)

@@ -334,6 +334,34 @@ static bool is_ready_or_closed(const struct pcc_event *ev, const void *arg)
     return ev->kind == PCC_EV_READY || ev->kind == PCC_EV_CLOSED;
 }
 
+/* Where clients reach a port other than on loopback (tl_client_host). A handful at most. */
+static struct {
+    int port;
+    char host[64];
+} port_hosts[16];
+static size_t n_port_hosts;
+
+void tl_client_host(int port, const char *host)
+{
+    for (size_t i = 0; i < n_port_hosts; i++)
+        if (port_hosts[i].port == port) {
+            pc_strlcpy(port_hosts[i].host, host, sizeof port_hosts[i].host);
+            return;
+        }
+    assert_true(n_port_hosts < sizeof port_hosts / sizeof port_hosts[0]);
+    port_hosts[n_port_hosts].port = port;
+    pc_strlcpy(port_hosts[n_port_hosts].host, host, sizeof port_hosts[n_port_hosts].host);
+    n_port_hosts++;
+}
+
+static const char *host_of(int port)
+{
+    for (size_t i = 0; i < n_port_hosts; i++)
+        if (port_hosts[i].port == port)
+            return port_hosts[i].host;
+    return "127.0.0.1";
+}
+
 struct tl_client *tl_client_try(int port, const char *user, char *why, size_t cap)
 {
     return tl_client_try_password(port, user, NULL, why, cap);
@@ -346,7 +374,7 @@ struct tl_client *tl_client_try_password(int port, const char *user, const char 
     c->pending = pc_malloc(sizeof *c->pending);
     TAILQ_INIT(c->pending);
     pc_strlcpy(c->user, user, sizeof c->user);
-    struct pcc_config cfg = {.host = "127.0.0.1", .port = port, .user = user, .password = password};
+    struct pcc_config cfg = {.host = host_of(port), .port = port, .user = user, .password = password};
     c->pcc = pcc_start(tl_loop(), &cfg);
     struct pcc_event *ev = wait_for(c, is_ready_or_closed, NULL, 10000);
     bool ok = ev != NULL && ev->kind == PCC_EV_READY;

@@ -71,6 +71,9 @@ struct tl_client {
 
 /* The loop every client of the test runs on. */
 uv_loop_t *tl_loop(void);
+/* Clients connect to 127.0.0.1:port, unless this maps port to another host (an address
+ * literal), e.g. a node in a network namespace (tests/chaos). */
+void tl_client_host(int port, const char *host);
 /* Connects and signs in user on port, asserting READY within 10 s. */
 struct tl_client *tl_client_new(int port, const char *user);
 /* Same, but returns NULL with the CLOSED reason in why instead of failing. */
