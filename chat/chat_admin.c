@@ -360,6 +360,19 @@ const struct meta_room *chat_admin_find_room(struct chat_service *svc, const cha
     return r;
 }
 
+const struct meta_room *chat_admin_room_arg(struct chat_service *svc, const char *op,
+                                            json_t *req, chat_admin_cb cb, void *arg)
+{
+    const char *ref = str_field(req, "room");
+    if (ref == NULL)
+        ref = str_field(req, "name");
+    const struct meta_room *rm = ref != NULL ? chat_admin_find_room(svc, ref) : NULL;
+    if (rm == NULL)
+        cb(arg, ref == NULL ? error_answer("%s needs \"room\": the room's name, id or URI", op)
+                            : with_reason(error_answer("no room named '%s'", ref), "not_found"));
+    return rm;
+}
+
 static bool guid_valid(const char *s)
 {
     if (strlen(s) != PC_GUID_LEN - 1)

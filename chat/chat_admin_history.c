@@ -193,15 +193,9 @@ bool chat_admin_history(struct chat_service *svc, const char *op, json_t *req, c
     bool edit = strcmp(op, "message.remove") == 0, purge = strcmp(op, "room.clear") == 0;
     if (!edit && !purge)
         return false;
-    const char *ref = str_field(req, "room");
-    if (ref == NULL)
-        ref = str_field(req, "name");
-    const struct meta_room *rm = ref != NULL ? chat_admin_find_room(svc, ref) : NULL;
-    if (rm == NULL) {
-        cb(arg, ref == NULL ? error_answer("%s needs \"room\": the room's name, id or URI", op)
-                            : with_reason(error_answer("no room named '%s'", ref), "not_found"));
+    const struct meta_room *rm = chat_admin_room_arg(svc, op, req, cb, arg);
+    if (rm == NULL)
         return true;
-    }
     struct history_call *c = pc_calloc(1, sizeof *c);
     c->svc = svc;
     c->cb = cb;

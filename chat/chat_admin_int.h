@@ -21,6 +21,10 @@ const char *str_field(json_t *req, const char *name);
 
 /* A room by name, id or ma-chan URI, or NULL. */
 const struct meta_room *chat_admin_find_room(struct chat_service *svc, const char *ref);
+/* The room a request names in "room" (or "name"); NULL when there is none, after answering
+ * the request with why. */
+const struct meta_room *chat_admin_room_arg(struct chat_service *svc, const char *op,
+                                            json_t *req, chat_admin_cb cb, void *arg);
 /* JSON views of records, as the admin answers carry them. */
 json_t *chat_admin_room_json(struct chat_service *svc, const struct meta_room *r);
 json_t *chat_admin_category_json(const struct meta_category *c);

@@ -269,15 +269,9 @@ bool chat_admin_transfer(struct chat_service *svc, const char *op, json_t *req,
     bool export = strcmp(op, "history.export") == 0, import = strcmp(op, "message.import") == 0;
     if (!export && !import)
         return false;
-    const char *ref = str_field(req, "room");
-    if (ref == NULL)
-        ref = str_field(req, "name");
-    const struct meta_room *rm = ref != NULL ? chat_admin_find_room(svc, ref) : NULL;
-    if (rm == NULL) {
-        cb(arg, ref == NULL ? error_answer("%s needs \"room\": the room's name, id or URI", op)
-                            : with_reason(error_answer("no room named '%s'", ref), "not_found"));
+    const struct meta_room *rm = chat_admin_room_arg(svc, op, req, cb, arg);
+    if (rm == NULL)
         return true;
-    }
     if (export)
         history_export(svc, rm, req, actor, cb, arg);
     else

@@ -515,6 +515,24 @@ static int teardown_pool(void **state)
     return 0;
 }
 
+/* Uploads to Lobby through node 1, waiting out an election (503 = retry); the file's
+ * download path into path. */
+static void pool_upload(const char *token, const char *name, const char *data, size_t len,
+                        char *path, size_t cap)
+{
+    struct answer a;
+    long st = 0;
+    uint64_t deadline = pc_mono_ms() + 15000;
+    while ((st = upload(&a, pool[0].web_port, token, "Lobby", name, data, len, PLAIN)) == 503 &&
+           pc_mono_ms() < deadline) {
+        answer_free(&a);
+        usleep(200000);
+    }
+    assert_int_equal(st, 200);
+    snprintf(path, cap, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+}
+
 static void pool_fileSurvivesTheUploadingNode(void **state)
 {
     (void)state;
@@ -524,18 +542,9 @@ static void pool_fileSurvivesTheUploadingNode(void **state)
     char *data = random_bytes(len);
     struct answer a;
     long st = 0;
-    uint64_t deadline = pc_mono_ms() + 15000;
-    /* The pool may still be electing the room's owner: 503 means retry. */
-    while ((st = upload(&a, pool[0].web_port, token, "Lobby", "pool.bin", data, len, PLAIN)) ==
-               503 &&
-           pc_mono_ms() < deadline) {
-        answer_free(&a);
-        usleep(200000);
-    }
-    assert_int_equal(st, 200);
+    uint64_t deadline;
     char path[300];
-    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
-    answer_free(&a);
+    pool_upload(token, "pool.bin", data, len, path, sizeof path);
 
     tl_node_kill(&pool[0]);
     pool[0].pid = 0;
@@ -579,18 +588,9 @@ static void pool_snapshotReplicaFetchesFileBytes(void **state)
     size_t len = 700 * 1024 + 3;
     char *data = random_bytes(len);
     struct answer a;
-    long st = 0;
-    uint64_t deadline = pc_mono_ms() + 15000;
-    while ((st = upload(&a, pool[0].web_port, token, "Lobby", "repair.bin", data, len, PLAIN)) ==
-               503 &&
-           pc_mono_ms() < deadline) {
-        answer_free(&a);
-        usleep(200000);
-    }
-    assert_int_equal(st, 200);
+    uint64_t deadline;
     char path[300];
-    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
-    answer_free(&a);
+    pool_upload(token, "repair.bin", data, len, path, sizeof path);
     /* Enough entries for snapshots that leave node 3 behind the log. */
     /* Node 3 may have led the metadata group: sign-in waits for a new leader. It failed
      * twice in CI after 10 s on a busy machine; retry, and show the node's log if it never
