@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/raft_io_guard.h"
 #include "cluster/raft_mux.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
@@ -22,7 +23,7 @@ struct group {
     char dir[512];
     char address[128];
     struct raft raft;
-    struct raft_io io;
+    struct raft_io_guard io; /* raft_uv, kept out of libraft 0.22.1's snapshot crash */
     struct raft_uv_transport transport;
     /* Leadership is observed after every loop pass: raft has no state-change callback in
      * 0.22.1, and polling a field is cheaper than any timer. */
@@ -372,26 +373,27 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         return rv;
     }
     stage = "raft_uv_init";
-    rv = raft_uv_init(&g->io, loop, g->dir, &g->transport);
+    rv = raft_uv_init(&g->io.io, loop, g->dir, &g->transport);
     if (rv != 0) {
-        snprintf(errmsg, errlen, "group %u: %s on %s: %s", cfg->id, stage, g->dir, g->io.errmsg);
+        snprintf(errmsg, errlen, "group %u: %s on %s: %s", cfg->id, stage, g->dir, g->io.io.errmsg);
         raft_mux_transport_close(&g->transport);
         pc_free(g);
         return PC_EIO;
     }
-    raft_uv_set_segment_size(&g->io, seg);
-    raft_uv_set_connect_retry_delay(&g->io, 100);
+    raft_uv_set_segment_size(&g->io.io, seg);
+    raft_uv_set_connect_retry_delay(&g->io.io, 100);
     /* On ENOSPC raft_uv 0.22.1 neither fails nor reports: it retries the segment allocation
      * or write after this delay (5 s by default) while the append waits. A shorter delay
      * makes a node whose disk got space back catch up sooner (cluster/pool_disk.c). */
-    raft_uv_set_disk_retry(&g->io, cfg->disk_retry_ms ? cfg->disk_retry_ms : 1000);
+    raft_uv_set_disk_retry(&g->io.io, cfg->disk_retry_ms ? cfg->disk_retry_ms : 1000);
     /* With auto-recovery (the default) a corrupt closed segment, when it is the last one, is
      * renamed "corrupt-…" together with every open segment, and start goes on without their
      * entries: committed entries dropped without a word. Off, start fails and names the
      * file; a torn tail of an open segment is still cut off (a write that never completed),
      * and the check after raft_start below catches a cut that took applied entries. */
-    raft_uv_set_auto_recovery(&g->io, false);
-    rv = raft_init(&g->raft, &g->io, cfg->fsm, cfg->self_id, g->address);
+    raft_uv_set_auto_recovery(&g->io.io, false);
+    raft_io_guard_init(&g->io, loop);
+    rv = raft_init(&g->raft, &g->io.io, cfg->fsm, cfg->self_id, g->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "group %u: raft_init: %s", cfg->id, raft_errmsg(&g->raft));
         goto fail_io;
@@ -471,7 +473,7 @@ fail_raft:
      * left to the exit path rather than torn down half-way. */
     return PC_EIO;
 fail_io:
-    raft_uv_close(&g->io);
+    raft_uv_close(&g->io.io);
     raft_mux_transport_close(&g->transport);
     pc_free(g);
     return PC_EIO;
@@ -496,7 +498,7 @@ static void watch_closed(uv_handle_t *h)
 static void raft_closed(struct raft *r)
 {
     struct group *g = r->data;
-    raft_uv_close(&g->io);
+    raft_uv_close(&g->io.io);
     raft_mux_transport_close(&g->transport);
     close_step(g);
 }
@@ -511,5 +513,6 @@ void group_close(struct group *g, void (*cb)(void *arg), void *arg)
     g->close_arg = arg;
     g->closes_left = 2;
     uv_close((uv_handle_t *)&g->watch, watch_closed);
+    raft_io_guard_close(&g->io);
     raft_close(&g->raft, raft_closed);
 }
