@@ -58,6 +58,7 @@ struct pcc {
     struct dialog d1, d2;    /* phase-1 and phase-2 chat dialogs */
     uint64_t next_envid;
     struct pc_buf in;
+    struct pc_buf oks;       /* 200s to the INFOs of one read, written once at its end */
     struct sip_framer framer;
     TAILQ_HEAD(, pcc_event) events;
 };
@@ -117,6 +118,7 @@ static void handle_closed(uv_handle_t *h)
     while ((ev = pcc_next_event(c)) != NULL)
         pcc_event_free(ev);
     pc_buf_free(&c->in);
+    pc_buf_free(&c->oks);
     pc_free(c);
 }
 
@@ -595,15 +597,8 @@ static void on_xccos(struct pcc *c, const char *body, size_t len)
 
 static void on_request(struct pcc *c, osip_message_t *m)
 {
-    const char *method = m->sip_method;
-    if (strcmp(method, "INFO") == 0) {
-        if (!c->cfg.no_auto_ok)
-            reply_ok(c, m);
-        size_t len;
-        const char *body = sip_msg_body(m, &len);
-        if (body != NULL)
-            on_xccos(c, body, len);
-    } else if (strcmp(method, "BYE") == 0) {
+    const char *method = m->sip_method; /* INFOs never get here: read_cb answers them */
+    if (strcmp(method, "BYE") == 0) {
         reply_ok(c, m);
         if (call_is(m, c->d2.call_id))
             fail(c, PC_ECLOSED, "the server ended the chat session");
@@ -641,9 +636,23 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         size_t len = f.header_len + f.body_len;
+        const char *msg = c->in.data + f.skip;
         osip_message_t *m = NULL;
         char err[128];
-        if (sip_msg_parse(c->in.data + f.skip, len, &m, err, sizeof err) == 0) {
+        if (len > 5 && memcmp(msg, "INFO ", 5) == 0) {
+            /* A delivery: answered from its raw text, only the body decoded. libosip2's
+             * parse and answer took a third of a load generator's time per delivery, and a
+             * write per 200 another quarter. */
+            if (!c->cfg.no_auto_ok) {
+                sip_msg_raw_response_head(&c->oks, msg, len, 200, "OK");
+                pc_buf_puts(&c->oks, "Content-Length: 0\r\n\r\n");
+            }
+            const char *body = msg + f.header_len;
+            if (f.body_len > 0 &&
+                (c->cfg.on_info_body == NULL ||
+                 !c->cfg.on_info_body(c->cfg.ctx, body, f.body_len, pc_mono_ns())))
+                on_xccos(c, body, f.body_len);
+        } else if (sip_msg_parse(msg, len, &m, err, sizeof err) == 0) {
             if (MSG_IS_RESPONSE(m))
                 on_response(c, m);
             else
@@ -654,6 +663,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         pc_buf_consume(&c->in, f.skip + len);
     }
+    if (c->oks.len > 0)
+        send_buf(c, &c->oks);
 }
 
 static void on_connect(uv_connect_t *req, int status)

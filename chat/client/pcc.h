@@ -47,6 +47,10 @@ struct pcc_config {
      * the event (pcc_event_free). */
     void (*on_event)(void *ctx, struct pcc *c, struct pcc_event *ev);
     void *ctx;
+    /* Sees the XCCOS body of every server INFO first (at = arrival, monotonic ns); returning
+     * true means it was handled and no event follows. A load generator reads its own
+     * deliveries this way without building a document for each. NULL = none. */
+    bool (*on_info_body)(void *ctx, const char *body, size_t len, uint64_t at_ns);
 };
 
 /* Starts connecting and signing in; READY or CLOSED follows. Never NULL. */

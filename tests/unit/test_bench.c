@@ -1,4 +1,5 @@
-/* Unit tests for pchat-bench's pieces: the latency histogram and the /proc readers. */
+/* Unit tests for pchat-bench's pieces: the latency histogram, the /proc readers and the
+ * delivery scanner. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,9 @@
 
 #include "cmd/pchat-bench/bench_hist.h"
 #include "cmd/pchat-bench/bench_proc.h"
+#include "cmd/pchat-bench/bench_scan.h"
+#include "chat/xccos/xccos.h"
+#include "common/pc_buf.h"
 
 /* Within the histogram's promise: half a bucket, 1/32 of the value. */
 static void assert_close(uint64_t got, uint64_t want)
@@ -89,6 +93,50 @@ static void proc_readsOwnProcessAndParsesPidLists(void **state)
     assert_int_equal(bench_proc_parse_pids("1,2,3,4", pids, 3, why, sizeof why), -1);
 }
 
+/* The scanner reads what the server's own encoder writes, or declines. */
+static void scan_readsServerGrpchatOrDeclines(void **state)
+{
+    (void)state;
+    struct xccos_msg m;
+    xccos_msg_init(&m, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
+    m.chat.chan_uri = "ma-chan://example.test/1234";
+    m.chat.author = "sip:alice@example.test";
+    m.chat.ts_us = 1700000000123456;
+    m.chat.msg_id = 18446744073709551615ull;
+    m.chat.text = "bench r1 a7 n42 t123 xxxx";
+    struct pc_buf b = {0};
+    xccos_encode(&m, &b);
+    uint64_t id = 0;
+    char text[64];
+    assert_true(bench_scan_grpchat(b.data, b.len, &id, text, sizeof text));
+    assert_true(id == 18446744073709551615ull);
+    assert_string_equal(text, "bench r1 a7 n42 t123 xxxx");
+    assert_false(bench_scan_grpchat(b.data, b.len, &id, text, 10)); /* text longer than cap */
+    pc_buf_free(&b);
+
+    m.chat.text = "fish & chips"; /* entities: the full decoder's job */
+    xccos_encode(&m, &b);
+    assert_false(bench_scan_grpchat(b.data, b.len, &id, text, sizeof text));
+    pc_buf_free(&b);
+    m.chat.text = "";
+    xccos_encode(&m, &b);
+    if (bench_scan_grpchat(b.data, b.len, &id, text, sizeof text))
+        assert_string_equal(text, "");
+    pc_buf_free(&b);
+    xccos_msg_free(&m);
+
+    static const char *const other[] = {
+        "<xccos><rpl id=\"rpl:join\"/></xccos>",
+        "<xccos><grpchat id=\"grpchat\" chanUri=\"x\"><chat>no id</chat></grpchat></xccos>",
+        "<xccos><grpchat id=\"grpchat\" msgid=\"12a\"><chat>x</chat></grpchat></xccos>",
+        "<xccos><grpchat id=\"grpchat\" msgid=\"99999999999999999999\"><chat>x</chat></grpchat>",
+        "<xccos><grpchat id=\"grpchat\" msgid=\"5\"><chat>cut",
+        "<xccos><grpchat msgid=\"5\"",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_false(bench_scan_grpchat(other[i], strlen(other[i]), &id, text, sizeof text));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +144,7 @@ int main(void)
         cmocka_unit_test(hist_exactForSmallValuesAndClampedToMinMax),
         cmocka_unit_test(hist_mergeAddsCounts),
         cmocka_unit_test(proc_readsOwnProcessAndParsesPidLists),
+        cmocka_unit_test(scan_readsServerGrpchatOrDeclines),
     };
     return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
 }

@@ -280,6 +280,19 @@ static void serialize_replacesStaleContentLength(void **state)
     pc_buf_free(&out);
 }
 
+static void is2xx_onlySuccessResponses(void **state)
+{
+    (void)state;
+    assert_true(sip_msg_is_2xx("SIP/2.0 200 OK\r\n", 16));
+    assert_true(sip_msg_is_2xx("SIP/2.0 202 Accepted\r\n", 22));
+    assert_false(sip_msg_is_2xx("SIP/2.0 481 Call Leg/Transaction Does Not Exist\r\n", 48));
+    assert_false(sip_msg_is_2xx("SIP/2.0 180 Ringing\r\n", 21));
+    assert_false(sip_msg_is_2xx("INFO sip:a@b SIP/2.0\r\n", 22));
+    assert_false(sip_msg_is_2xx("SIP/2.0 2", 9));          /* cut short */
+    assert_false(sip_msg_is_2xx("SIP/2.0 2000 OK\r\n", 17)); /* not a 3-digit code */
+    assert_false(sip_msg_is_2xx("SIP/2.0 2x0 OK\r\n", 16));
+}
+
 static void reason_namesStandardCodes(void **state)
 {
     (void)state;
@@ -306,6 +319,7 @@ int main(void)
         cmocka_unit_test(response_copiesDialogHeaders),
         cmocka_unit_test(serialize_writesExactLengthAndReparses),
         cmocka_unit_test(serialize_replacesStaleContentLength),
+        cmocka_unit_test(is2xx_onlySuccessResponses),
         cmocka_unit_test(reason_namesStandardCodes),
     };
     return cmocka_run_group_tests_name("sip_msg", tests, setup, NULL);
