@@ -1,5 +1,6 @@
 /* Administrative operations: JSON requests turned into metadata operations. */
 #include <ctype.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -599,13 +600,30 @@ static void user_op(struct chat_service *svc, const char *op_name, json_t *req, 
 
 /* ---- entry point ------------------------------------------------------------------------- */
 
+/* Where the node's memory is (make soak reads it): resident, our own allocations (every
+ * pc_malloc, libuv's included), glibc's view of its heap (in use, free but kept), and
+ * RocksDB's memtables, block cache and table readers (allocated through malloc too). */
+static json_t *memory_json(const struct cluster_stats *ks)
+{
+    size_t rss = 0;
+    uv_resident_set_memory(&rss);
+    struct mallinfo2 mi = mallinfo2();
+    const struct store_memory *sm = &ks->store_memory;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rss", (json_int_t)rss,
+                     "allocated", (json_int_t)pc_alloc_used(), "malloc_in_use",
+                     (json_int_t)(mi.uordblks + mi.hblkhd), "malloc_free", (json_int_t)mi.fordblks,
+                     "rocksdb_memtables", (json_int_t)sm->memtables, "rocksdb_block_cache",
+                     (json_int_t)sm->block_cache, "rocksdb_table_readers",
+                     (json_int_t)sm->table_readers);
+}
+
 static json_t *stats_json(struct chat_service *svc)
 {
     struct chat_stats cs;
     struct cluster_stats ks;
     chat_service_stats(svc, &cs);
     cluster_stats(svc->cl, &ks);
-    return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
+    json_t *j = json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
                      "stats", "sessions", (json_int_t)cs.sessions, "commands",
                      (json_int_t)cs.commands, "posts_accepted", (json_int_t)cs.posts_accepted,
                      "posts_refused", (json_int_t)cs.posts_refused, "deliveries",
@@ -616,6 +634,8 @@ static json_t *stats_json(struct chat_service *svc)
                      "commit_batches", (json_int_t)ks.commit_batches, "pending_posts",
                      (json_int_t)ks.pending_posts, "rooms",
                      (json_int_t)meta_room_count(cluster_meta(svc->cl)));
+    json_object_set_new(json_object_get(j, "stats"), "memory", memory_json(&ks));
+    return j;
 }
 
 void chat_admin_handle(struct chat_service *svc, const char *actor, json_t *req,

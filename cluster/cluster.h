@@ -9,6 +9,7 @@
 
 #include "cluster/meta.h"
 #include "common/pc_buf.h"
+#include "storage/store.h"
 
 /* The room service (chat/) reaches rooms only through this interface: it never sees
  * whether a room's owner is this node or another, whether metadata is replicated or how.
@@ -265,6 +266,7 @@ struct cluster_stats {
     uint64_t writes_refused_disk_full; /* posts, file chunks, edits refused for it */
     uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
     uint64_t store_gated;         /* store writes held back below half the reserve */
+    struct store_memory store_memory; /* what RocksDB holds in memory */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
 

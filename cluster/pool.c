@@ -583,6 +583,7 @@ void cluster_stats(const struct cluster *cl, struct cluster_stats *out)
     out->writes_refused_disk_full = cl->disk.refused;
     out->store_enospc = store_enospc_count(cl->st);
     out->store_gated = store_gated_count(cl->st);
+    store_memory(cl->st, &out->store_memory);
 }
 
 static void group_info(const struct group *g, struct cluster_group_info *out)

@@ -363,6 +363,15 @@ uint64_t store_property(struct store *st, enum store_cf cf, const char *name)
     return v;
 }
 
+void store_memory(struct store *st, struct store_memory *out)
+{
+    *out = (struct store_memory){.block_cache = rocksdb_cache_get_usage(st->cache)};
+    for (int cf = 0; cf < STORE_CF_COUNT; cf++) {
+        out->memtables += store_property(st, (enum store_cf)cf, "rocksdb.cur-size-all-mem-tables");
+        out->table_readers += store_property(st, (enum store_cf)cf, "rocksdb.estimate-table-readers-mem");
+    }
+}
+
 int store_checkpoint(struct store *st, const char *dir)
 {
     char *err = NULL;

@@ -83,6 +83,14 @@ uint64_t store_latest_sequence(struct store *st);
 /* Integer RocksDB property of a column family ("rocksdb.total-sst-files-size"); 0 if none. */
 uint64_t store_property(struct store *st, enum store_cf cf, const char *name);
 
+/* What RocksDB holds in memory, over every column family: memtables (flushed at
+ * write_buffer_size each), the block cache (bounded by block_cache_mb) and the index and
+ * filter blocks of open table files (grow with the data). */
+struct store_memory {
+    uint64_t memtables, block_cache, table_readers;
+};
+void store_memory(struct store *st, struct store_memory *out);
+
 /* Hard-link checkpoint of the whole database into dir (which must not exist). */
 int store_checkpoint(struct store *st, const char *dir);
 
