@@ -708,6 +708,10 @@ struct pcc *pcc_start(uv_loop_t *loop, const struct pcc_config *cfg)
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     c->connect_req.data = c;
+    /* Timers count from the loop's cached time, which is stale when the caller has been
+     * busy away from the loop (a test doing blocking I/O): the sign-in would then time out
+     * before it started. */
+    uv_update_time(loop);
     uv_timer_start(&c->timer, on_timeout, cfg->timeout_ms ? cfg->timeout_ms : 10000, 0);
     struct sockaddr_in addr;
     int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);

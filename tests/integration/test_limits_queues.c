@@ -1,7 +1,8 @@
 /* Node limits that had no test (issue 9 item 3): client connections per node, the idle
- * timeout of unregistered SIP connections, the header timeout of HTTP (slowloris), the
- * per-session bound on commands in progress and the per-node bound on posts waiting for
- * their commit, each answered with a precise refusal (503 has Retry-After) and counted. */
+ * timeout of unregistered SIP connections, the header/body timeouts of SIP and HTTP
+ * (slowloris), the per-session bound on commands in progress and the per-node bound on
+ * posts waiting for their commit, each answered with a precise refusal (503 has
+ * Retry-After) and counted in /metrics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,27 +94,55 @@ static void connectionsPerNode_areBounded(void **state)
     tl_node_cleanup(&node);
 }
 
+/* Connects to port, sends what (may be NULL), and waits for the server to close the
+ * connection (5 s at most); then checks that the timeout was counted under label. */
+static void closed_by_timeout(const struct tl_node *node, int port, const char *what,
+                              const char *label, const char *metric_name)
+{
+    long long before = metric(node, metric_name);
+    int fd = tl_raw_connect(port);
+    if (what != NULL)
+        tl_raw_send(fd, what, strlen(what));
+    uint64_t t = wait_closed(fd, 5000);
+    fprintf(stderr, "  %s: closed after %llu ms\n", label, (unsigned long long)t);
+    assert_true(t <= 5000);
+    close(fd);
+    long long after = metric(node, metric_name);
+    fprintf(stderr, "    %s %lld -> %lld\n", metric_name, before, after);
+    assert_true(before >= 0 && after == before + 1);
+}
+
 static void idleSip_andSlowHttp_areClosed(void **state)
 {
     (void)state;
     struct tl_node node;
-    tl_node_init(&node, tl_port_base() + 13, "[sip]\nidle_timeout = 1\n[web]\ntimeout = 1\n");
+    tl_node_init(&node, tl_port_base() + 13,
+                 "[sip]\nidle_timeout = 1\nheader_timeout = 1\n[web]\ntimeout = 1\n");
     tl_node_start(&node);
     /* SIP: connected, never registers, sends nothing. */
-    int sip = tl_raw_connect(node.sip_port);
-    uint64_t t = wait_closed(sip, 5000);
-    fprintf(stderr, "  idle SIP connection (idle_timeout = 1): closed after %llu ms\n",
-            (unsigned long long)t);
-    assert_true(t <= 5000);
-    close(sip);
-    /* HTTP: half a request line, then nothing (slowloris). */
-    int web = tl_raw_connect(node.web_port);
-    tl_raw_send(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32);
-    t = wait_closed(web, 5000);
-    fprintf(stderr, "  HTTP request never finished (timeout = 1): closed after %llu ms\n",
-            (unsigned long long)t);
-    assert_true(t <= 5000);
-    close(web);
+    closed_by_timeout(&node, node.sip_port, NULL, "idle SIP connection (idle_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"idle\"}");
+    /* SIP: a message whose header never ends, and one whose body never comes. */
+    closed_by_timeout(&node, node.sip_port, "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/",
+                      "SIP header never finished (header_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"incomplete\"}");
+    closed_by_timeout(&node, node.sip_port,
+                      "OPTIONS sip:example.test SIP/2.0\r\nContent-Length: 100\r\n\r\nten bytes.",
+                      "SIP body never finished (header_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"incomplete\"}");
+    /* HTTP: a connection that never sends a request; half a request (slowloris); a body
+     * that stops short of its Content-Length. */
+    closed_by_timeout(&node, node.web_port, NULL, "idle HTTP connection (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"idle\"}");
+    closed_by_timeout(&node, node.web_port, "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+                      "HTTP request headers never finished (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"headers\"}");
+    closed_by_timeout(&node, node.web_port,
+                      "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user\"",
+                      "HTTP request body never finished (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"body\"}");
+    assert_true(tl_node_log_contains(&node, "idle without registration for 1s"));
+    assert_true(tl_node_log_contains(&node, "without progress (in its headers)"));
     tl_node_stop(&node);
     tl_node_cleanup(&node);
 }
