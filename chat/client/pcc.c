@@ -428,18 +428,29 @@ uint32_t pcc_search(struct pcc *c, const char *criteria, char *envid_out)
     return r;
 }
 
-uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text)
+static uint32_t post(struct pcc *c, const char *room_uri, const char *text, bool story)
 {
     struct xccos_msg m;
     xccos_msg_init(&m, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
     m.chat.chan_uri = room_uri;
     m.chat.author = c->user;
     m.chat.text = text;
+    m.chat.story = story;
     /* SIPE sends whole seconds; the server replaces the time anyway. */
     m.chat.ts_us = pc_wall_us() / 1000000 * 1000000;
     uint32_t r = pcc_send(c, &m, NULL);
     xccos_msg_free(&m);
     return r;
+}
+
+uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text)
+{
+    return post(c, room_uri, text, false);
+}
+
+uint32_t pcc_post_story(struct pcc *c, const char *room_uri, const char *text)
+{
+    return post(c, room_uri, text, true);
 }
 
 /* ---- input ------------------------------------------------------------------------------- */

@@ -25,36 +25,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
-{
-    pc_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-static long long metric(const struct tl_node *n, const char *name)
-{
-    CURL *c = curl_easy_init();
-    struct pc_buf b = {0};
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->web_port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    long long v = -1;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        pc_buf_append(&b, "", 1);
-        char key[128];
-        snprintf(key, sizeof key, "\n%s ", name);
-        const char *p = strstr(b.data, key);
-        if (p != NULL)
-            v = strtoll(p + strlen(key), NULL, 10);
-    }
-    curl_easy_cleanup(c);
-    pc_buf_free(&b);
-    return v;
-}
-
 /* Waits up to ms for the server to close fd; returns how long it took (or ms + 1). */
 static uint64_t wait_closed(int fd, unsigned ms)
 {
@@ -85,7 +55,7 @@ static void connectionsPerNode_areBounded(void **state)
     fprintf(stderr, "  4th connection with max_connections = 3: closed after %llu ms\n",
             (unsigned long long)t);
     assert_true(t <= 3000);
-    assert_true(metric(&node, "pchat_sip_connections_refused_total") >= 1);
+    assert_true(tl_metric(&node, "pchat_sip_connections_refused_total") >= 1);
     assert_true(tl_node_log_contains(&node, "connections is the configured maximum"));
     for (int i = 0; i < 3; i++)
         close(fds[i]);
@@ -99,7 +69,7 @@ static void connectionsPerNode_areBounded(void **state)
 static void closed_by_timeout(const struct tl_node *node, int port, const char *what,
                               const char *label, const char *metric_name)
 {
-    long long before = metric(node, metric_name);
+    long long before = tl_metric(node, metric_name);
     int fd = tl_raw_connect(port);
     if (what != NULL)
         tl_raw_send(fd, what, strlen(what));
@@ -107,7 +77,7 @@ static void closed_by_timeout(const struct tl_node *node, int port, const char *
     fprintf(stderr, "  %s: closed after %llu ms\n", label, (unsigned long long)t);
     assert_true(t <= 5000);
     close(fd);
-    long long after = metric(node, metric_name);
+    long long after = tl_metric(node, metric_name);
     fprintf(stderr, "    %s %lld -> %lld\n", metric_name, before, after);
     assert_true(before >= 0 && after == before + 1);
 }
@@ -187,7 +157,7 @@ static void queues_perSessionAndPerNode_answer503(void **state)
             ok, busy, reason);
     assert_true(ok >= 2 && busy >= 1 && ok + busy == 40);
     assert_non_null(strstr(reason, "Too many requests in progress"));
-    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_sip_503_total") >= busy);
     tl_client_close(c);
     tl_node_stop(&node);
     tl_node_cleanup(&node);
@@ -204,7 +174,8 @@ static void queues_perSessionAndPerNode_answer503(void **state)
             busy, reason);
     assert_true(ok >= 1 && busy >= 1 && ok + busy == 40);
     assert_non_null(strstr(reason, "busy"));
-    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_posts_refused_total{reason=\"queue_full\"}") >= busy);
     tl_client_close(c);
     tl_node_stop(&node);
     tl_node_cleanup(&node);
