@@ -126,8 +126,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (c == NULL)
         return;
     uint64_t quiet_ms = pc_mono_ms() - c->progress_ms;
-    if (c->timed_out ||
-        (s->cfg.timeout_s > 0 && quiet_ms + 100 >= s->cfg.timeout_s * 1000ull && peer_open(conn))) {
+    /* (When the server stops it closes every connection: those are not timeouts.) */
+    if (!s->stopping &&
+        (c->timed_out || (s->cfg.timeout_s > 0 && quiet_ms + 100 >= s->cfg.timeout_s * 1000ull &&
+                          peer_open(conn)))) {
         static const char *const phase[] = {"idle", "in its headers", "in its body"};
         s->stats.timeouts[c->phase]++;
         pc_info("http: connection closed after %us without progress (%s)", s->cfg.timeout_s,
