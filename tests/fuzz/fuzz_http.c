@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -235,8 +236,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uv_run(&node.loop, UV_RUN_NOWAIT);
     }
     shutdown(sv[1], SHUT_WR);
+    /* Turn the loop without blocking and wait on the client's end instead: blocking in
+     * uv_run left the input waiting for the node's next timer (10-20 ms) before
+     * libmicrohttpd closed the connection, five times slower overall. */
     while (!closed && pc_mono_ms() < deadline) {
-        uv_run(&node.loop, UV_RUN_ONCE);
+        uv_run(&node.loop, UV_RUN_NOWAIT);
+        struct pollfd p = {sv[1], POLLIN, 0};
+        poll(&p, 1, 1);
         closed = drain(sv[1]);
     }
     close(sv[1]);
