@@ -144,8 +144,10 @@ void chat_post(struct chat_session *s, struct sip_txn *txn, const struct xccos_m
     rc = cluster_room_submit(svc->cl, &req, post_done, pc);
     if (rc != 0) {
         pc_free(pc);
-        refuse(svc, txn, rc == PC_ENOSPC ? CHAT_REFUSED_DISK_FULL : CHAT_REFUSED_QUEUE_FULL, 503,
-               "The chat service is busy; please send the message again");
+        enum chat_refusal why_not = rc == PC_EBUSY    ? CHAT_REFUSED_QUEUE_FULL
+                                    : rc == PC_ENOSPC ? CHAT_REFUSED_DISK_FULL
+                                                      : CHAT_REFUSED_FAILED;
+        refuse(svc, txn, why_not, 503, "The chat service is busy; please send the message again");
         return;
     }
     svc->stats.posts_accepted++;
