@@ -14,16 +14,19 @@
  * (tests/fuzz/corpus/http) and what the fuzzer derives from them get past authentication
  * and reach the admin and room APIs, not only the 401 path. The pool's state (rooms,
  * users, files) carries over from input to input, as it does on a real node. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -62,6 +65,25 @@ static void remove_dir(void)
     nftw(node.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A run that crashed (the crash is what a fuzzer looks for) never reached atexit: its
+ * directory, named after its process, is removed once that process is gone. */
+static void remove_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid;
+        if (sscanf(e->d_name, "pchat-fuzz-http-%d", &pid) != 1 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(node.dir, sizeof node.dir, "%s/%s", base, e->d_name);
+        remove_dir();
+    }
+    closedir(d);
+}
+
 /* A free loopback port for the cluster listener (the pool has this node alone, but raft's
  * transport listens all the same). */
 static int free_port(void)
@@ -94,9 +116,11 @@ static void start_node(void)
     pc_log_init("fuzz", min >= 0 ? (enum pc_log_level)min : PC_LOG_ERROR);
     uv_loop_init(&node.loop);
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(node.dir, sizeof node.dir, "%s/pchat-fuzz-http-XXXXXX", base);
-    if (mkdtemp(node.dir) == NULL)
-        die("mkdtemp", strerror(errno));
+    remove_stale(base);
+    snprintf(node.dir, sizeof node.dir, "%s/pchat-fuzz-http-%d", base, (int)getpid());
+    remove_dir(); /* left by a crashed run whose process id this one reuses */
+    if (mkdir(node.dir, 0700) != 0)
+        die("mkdir", strerror(errno));
     atexit(remove_dir);
 
     struct chat_config cc;
