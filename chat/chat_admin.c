@@ -112,19 +112,25 @@ static json_t *keep_json(uint32_t v)
 
 /* A principal list: a JSON array of strings or one comma-separated string. Absent keeps the
  * current list. */
-static bool list_field(json_t *req, const char *name, struct meta_principals *p, char *err,
-                       size_t errlen)
+/* A list of users. Each list is bounded ([chat] max_members_per_request): it becomes one
+ * metadata entry replicated to every node, so a list of a million names is refused whole,
+ * with the figures, rather than stored or cut short. Groups are written *@domain. */
+static bool list_field(struct chat_service *svc, json_t *req, const char *name,
+                       struct meta_principals *p, char *err, size_t errlen)
 {
     json_t *v = json_object_get(req, name);
     if (v == NULL)
         return true;
     meta_principals_clear(p);
     char why[200];
+    unsigned max = svc->cfg.max_members_per_request;
     if (json_is_string(v)) {
         if (!meta_principals_parse(p, json_string_value(v), why, sizeof why)) {
             snprintf(err, errlen, "field '%s': %s", name, why);
             return false;
         }
+        if (p->n > max)
+            goto too_many;
         return true;
     }
     if (json_is_array(v)) {
@@ -136,10 +142,18 @@ static bool list_field(json_t *req, const char *name, struct meta_principals *p,
                          json_is_string(it) ? why : "entries must be strings");
                 return false;
             }
+            if (p->n > max)
+                goto too_many;
         }
         return true;
     }
     snprintf(err, errlen, "field '%s' must be a list of users", name);
+    return false;
+too_many:
+    svc->stats.requests_too_long++;
+    snprintf(err, errlen, "field '%s' names more than %u users, the most one request may name "
+             "([chat] max_members_per_request); name groups as *@domain, or split the change",
+             name, max);
     return false;
 }
 
@@ -284,9 +298,9 @@ static json_t *category_from_request(struct chat_service *svc, json_t *req,
         pc_free(c->description);
         c->description = pc_strdup(desc);
     }
-    if (!list_field(req, "allowed", &c->allowed, err, sizeof err) ||
-        !list_field(req, "denied", &c->denied, err, sizeof err) ||
-        !list_field(req, "creators", &c->creators, err, sizeof err) ||
+    if (!list_field(svc, req, "allowed", &c->allowed, err, sizeof err) ||
+        !list_field(svc, req, "denied", &c->denied, err, sizeof err) ||
+        !list_field(svc, req, "creators", &c->creators, err, sizeof err) ||
         !bool_field(req, "file_upload", &c->file_upload, err, sizeof err) ||
         !bool_field(req, "chat_history", &c->chat_history, err, sizeof err) ||
         !bool_field(req, "invitations", &c->invitations, err, sizeof err) ||
@@ -430,9 +444,9 @@ static json_t *room_from_request(struct chat_service *svc, json_t *req, struct m
         else
             return error_answer("type '%s' is not normal or auditorium", s);
     }
-    if (!list_field(req, "managers", &r->managers, err, sizeof err) ||
-        !list_field(req, "members", &r->members, err, sizeof err) ||
-        !list_field(req, "presenters", &r->presenters, err, sizeof err) ||
+    if (!list_field(svc, req, "managers", &r->managers, err, sizeof err) ||
+        !list_field(svc, req, "members", &r->members, err, sizeof err) ||
+        !list_field(svc, req, "presenters", &r->presenters, err, sizeof err) ||
         !bool_field(req, "disabled", &r->disabled, err, sizeof err) ||
         !bool_field(req, "invitations", &r->invitations, err, sizeof err) ||
         !keep_field(req, "retention_days", true, &r->keep_days, err, sizeof err) ||
@@ -623,10 +637,16 @@ static json_t *stats_json(struct chat_service *svc)
     struct cluster_stats ks;
     chat_service_stats(svc, &cs);
     cluster_stats(svc->cl, &ks);
-    json_t *j = json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1,
+    json_t *by = json_object();
+    for (int i = 0; i < CHAT_REFUSED_COUNT; i++)
+        json_object_set_new(by, chat_refusal_name((enum chat_refusal)i),
+                            json_integer((json_int_t)cs.posts_refused_by[i]));
+    json_t *j = json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+                          "ok", 1,
                      "stats", "sessions", (json_int_t)cs.sessions, "commands",
                      (json_int_t)cs.commands, "posts_accepted", (json_int_t)cs.posts_accepted,
-                     "posts_refused", (json_int_t)cs.posts_refused, "deliveries",
+                     "posts_refused", (json_int_t)cs.posts_refused, "posts_refused_by", by,
+                     "deliveries",
                      (json_int_t)cs.deliveries, "notices", (json_int_t)cs.notices, "bad_xccos",
                      (json_int_t)cs.bad_xccos, "posts_rate_limited",
                      (json_int_t)cs.posts_rate_limited, "sessions_refused",

@@ -32,7 +32,7 @@ void chat_cmd_getserverinfo(struct chat_cmd *cmd, const struct xccos_msg *m)
     r.server.server_time_us = pc_wall_us();
     r.server.search_limit = svc->cfg.search_limit;
     r.server.message_size_limit = svc->cfg.message_max_chars;
-    r.server.story_size_limit = svc->cfg.message_max_chars;
+    r.server.story_size_limit = svc->cfg.story_max_chars;
     /* The root category and database version are stable for the pool. */
     r.server.root_uri = pc_arena_printf(&r.arena, "ma-cat://%s/00000000-0000-0000-0000-000000000000",
                                         svc->cfg.domain);

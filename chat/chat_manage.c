@@ -65,6 +65,20 @@ static json_t *may_create_in(struct chat_service *svc, const char *user, const c
     return NULL;
 }
 
+/* A name (or id, or URI) that a room the user may not see already has. Names are unique, so
+ * the name cannot be given; but "a room named … already exists" (the administrators'
+ * answer) would tell that a secret room exists. The answer is the one the metadata gives
+ * for any name in use, rooms and categories alike. NULL when the name is free or visible. */
+static json_t *name_hidden(struct chat_service *svc, const char *user, const char *op,
+                           const char *room, const char *name)
+{
+    const struct meta_room *r = chat_admin_find_room(svc, name);
+    if (r == NULL || chat_acl_check(cluster_meta(svc->cl), r, user, CHAT_SEE, NULL) == 0)
+        return NULL;
+    return error_answer("%s '%s' failed: the name '%s' is already used by a room or category", op,
+                        room, name);
+}
+
 void chat_manage_handle(struct chat_service *svc, const char *user, json_t *req,
                         chat_admin_cb cb, void *arg)
 {
@@ -91,6 +105,8 @@ void chat_manage_handle(struct chat_service *svc, const char *user, json_t *req,
         const char *cat = str_field(req, "category");
         json_t *err = cat == NULL ? error_answer("a new room needs a category")
                                   : may_create_in(svc, user, cat);
+        if (err == NULL)
+            err = name_hidden(svc, user, op, name, name);
         if (err != NULL) {
             cb(arg, err);
             return;
@@ -122,6 +138,9 @@ void chat_manage_handle(struct chat_service *svc, const char *user, json_t *req,
         json_t *err = NULL;
         if (cat != NULL && (now == NULL || strcmp(cat, now->name) != 0))
             err = may_create_in(svc, user, cat);
+        const char *new_name = str_field(req, "new_name");
+        if (err == NULL && new_name != NULL)
+            err = name_hidden(svc, user, op, name, new_name);
         if (err != NULL) {
             cb(arg, err);
             return;

@@ -234,6 +234,20 @@ void chat_cmd_join(struct chat_cmd *cmd, const struct xccos_msg *m)
     struct chat_session *s = cmd->s;
     struct chat_service *svc = s->svc;
     const struct meta *meta = cluster_meta(svc->cl);
+    if (m->n_chanids > svc->cfg.max_rooms_per_request) {
+        /* Refused whole, never cut short: a client must not believe it joined rooms it was
+         * silently dropped from. Every room costs a request to its owner. */
+        char why[200];
+        snprintf(why, sizeof why, "this %s names %zu rooms; one request may name at most %u: "
+                 "join the others in another request", xccos_op_name(m->op), m->n_chanids,
+                 svc->cfg.max_rooms_per_request);
+        pc_info("chat: %s: %s refused: %s ([chat] max_rooms_per_request)", s->user,
+                xccos_op_name(m->op), why);
+        svc->stats.requests_too_long++;
+        chat_reply_error(cmd, XCCOS_RESP_TOO_LARGE, XCCOS_ERR_TOO_MANY_ROOMS, why);
+        chat_cmd_free(cmd);
+        return;
+    }
     struct join_op *op = pc_calloc(1, sizeof *op);
     op->cmd = cmd;
     op->batch = m->op == XCCOS_OP_BJOIN;

@@ -27,6 +27,11 @@ void chat_config_defaults(struct chat_config *cfg)
     cfg->default_history = 30;
     cfg->max_history = 500;
     cfg->message_max_chars = 8000;
+    /* Lync announces stories 8 times longer than messages (4096 vs 512); ours stay within
+     * one SIP body ([sip] max_body_bytes 64k) even in 3-byte characters. */
+    cfg->story_max_chars = 16000;
+    cfg->max_rooms_per_request = 200;
+    cfg->max_members_per_request = 1000;
     cfg->search_limit = 999;
     cfg->participant_update_limit = 1000;
     cfg->allow_unknown_users = false;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,8 +239,12 @@ int64_t search_key(int64_t ts_us, uint64_t room_no, uint64_t seq)
     h ^= h >> 27;
     h *= 0x94d049bb133111ebULL;
     h ^= h >> 31;
+    /* Saturate: a search bound may be any date a client types (to=8767-12-31), and past
+     * year 2255 the product would overflow. Messages never carry such times. */
     if (ts_us < 0)
         ts_us = 0;
+    if (ts_us > INT64_MAX / 1024 - 1)
+        ts_us = INT64_MAX / 1024 - 1;
     return ts_us * 1024 + (int64_t)(h & 1023);
 }
 

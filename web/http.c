@@ -7,16 +7,19 @@
  * carries the request through them. An answer given later is stored in the request and the
  * suspended connection is resumed, which makes MHD call the handler again to queue it. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/pc_alloc.h"
 #include "common/pc_buf.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
 #include "common/pc_str.h"
+#include "common/pc_time.h"
 #include "web/http.h"
 
 struct http_server {
@@ -29,6 +32,21 @@ struct http_server {
     struct http_req *waiting; /* suspended requests (answer or body pending), for stop */
     struct http_server_stats stats;
     bool stopping;
+};
+
+/* What one connection (socket) is doing, for telling timeouts apart: libmicrohttpd closes a
+ * connection that makes no progress for [web] timeout seconds but does not say so, so the
+ * phase and the time of the last progress seen are kept here and read when it closes. */
+enum http_phase {
+    HTTP_IDLE,    /* no request line yet (new, or kept alive after an answer) */
+    HTTP_HEADERS, /* request line in, headers not complete */
+    HTTP_BODY,    /* headers in; body, or the client's reading of the answer, not done */
+};
+
+struct http_conn {
+    enum http_phase phase;
+    uint64_t progress_ms;
+    bool timed_out; /* libmicrohttpd ended the request with TIMEOUT_REACHED */
 };
 
 struct http_ticket {
@@ -58,6 +76,77 @@ struct http_req {
 };
 
 static void schedule(struct http_server *s);
+
+/* ---- connections and their timeouts -------------------------------------------------------- */
+
+static struct http_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void conn_progress(struct MHD_Connection *conn, enum http_phase phase)
+{
+    struct http_conn *c = conn_of(conn);
+    if (c != NULL) {
+        c->phase = phase;
+        c->progress_ms = pc_mono_ms();
+    }
+}
+
+/* Whether the client still holds its end open: a client that closed (or reset) is gone by
+ * its own choice, whatever it was doing. */
+static bool peer_open(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return false;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* A connection closes. It timed out when libmicrohttpd said so (a request under way), or
+ * when the client still had it open and nothing progressed for the whole timeout: the only
+ * other reasons the server closes an open connection (a malformed request, headers too
+ * large) answer at once, long before the timeout. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct http_conn *c = pc_calloc(1, sizeof *c);
+        c->progress_ms = pc_mono_ms();
+        *socket_context = c;
+        return;
+    }
+    struct http_conn *c = *socket_context;
+    if (c == NULL)
+        return;
+    uint64_t quiet_ms = pc_mono_ms() - c->progress_ms;
+    /* (When the server stops it closes every connection: those are not timeouts.) */
+    if (!s->stopping &&
+        (c->timed_out || (s->cfg.timeout_s > 0 && quiet_ms + 100 >= s->cfg.timeout_s * 1000ull &&
+                          peer_open(conn)))) {
+        static const char *const phase[] = {"idle", "in its headers", "in its body"};
+        s->stats.timeouts[c->phase]++;
+        pc_info("http: connection closed after %us without progress (%s)", s->cfg.timeout_s,
+                phase[c->phase]);
+    }
+    pc_free(c);
+    *socket_context = NULL;
+}
+
+/* The request line is in: the headers are now awaited. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    conn_progress(conn, HTTP_HEADERS);
+    return NULL; /* the access handler makes the request's state */
+}
 
 /* ---- the loop side ------------------------------------------------------------------------ */
 
@@ -161,8 +250,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
     (void)cls;
-    (void)conn;
-    (void)why;
+    struct http_conn *c = conn_of(conn);
+    if (c != NULL && why == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        c->timed_out = true;
+    else
+        conn_progress(conn, HTTP_IDLE); /* answered: kept alive for the next request */
     if (*con_cls != NULL)
         req_free(*con_cls);
     *con_cls = NULL;
@@ -213,6 +305,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
+    conn_progress(conn, HTTP_BODY);
     if (r == NULL) {
         r = pc_calloc(1, sizeof *r);
         r->srv = s;
@@ -303,7 +396,9 @@ int http_server_start(uv_loop_t *loop, const struct http_config *cfg,
                             MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
                             MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
     if (s->d == NULL) {
         snprintf(err, errlen, "cannot listen for HTTP on %s:%d (in use? set [web] port)",
                  cfg->host, cfg->port);

@@ -56,6 +56,9 @@ int http_server_add_connection(struct http_server *s, int fd, const struct socka
 
 struct http_server_stats {
     uint64_t requests, responses_4xx, responses_5xx;
+    /* Connections closed after [web] timeout without progress: idle (no request line),
+     * in the headers, in the body (slowloris, or a client that stopped reading). */
+    uint64_t timeouts[3];
     unsigned waiting; /* requests answered later, still waiting */
 };
 void http_server_stats(const struct http_server *s, struct http_server_stats *out);

@@ -86,8 +86,13 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_commands_total", "counter", "XCCOS commands handled", cs.commands);
     metric(&b, "pchat_posts_accepted_total", "counter", "posts accepted from this node's sessions",
            cs.posts_accepted);
-    metric(&b, "pchat_posts_refused_total", "counter", "posts refused (rights, limits, 503)",
-           cs.posts_refused);
+    header(&b, "pchat_posts_refused_total", "counter",
+           "posts refused, by reason (no_room, not_allowed, not_joined, empty, too_large, "
+           "rate_limit, queue_full, disk_full, failed)");
+    for (int i = 0; i < CHAT_REFUSED_COUNT; i++)
+        pc_buf_printf(&b, "pchat_posts_refused_total{reason=\"%s\"} %llu\n",
+                      chat_refusal_name((enum chat_refusal)i),
+                      (unsigned long long)cs.posts_refused_by[i]);
     metric(&b, "pchat_posts_rate_limited_total", "counter", "posts refused by [chat] post_rate",
            cs.posts_rate_limited);
     metric(&b, "pchat_posts_committed_total", "counter", "posts committed by shards this node owns",
@@ -99,6 +104,9 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_bad_xccos_total", "counter", "malformed XCCOS bodies refused", cs.bad_xccos);
     metric(&b, "pchat_sessions_refused_total", "counter",
            "sessions refused by [chat] max_sessions_per_user", cs.sessions_refused);
+    metric(&b, "pchat_requests_too_long_total", "counter",
+           "bjoins and room/category changes refused whole for naming more rooms or users than "
+           "[chat] max_rooms_per_request / max_members_per_request", cs.requests_too_long);
     metric(&b, "pchat_pending_posts", "gauge", "posts waiting for their commit", ks.pending_posts);
     metric(&b, "pchat_commit_batches_total", "counter", "raft entries proposed with posts",
            ks.commit_batches);
@@ -126,6 +134,13 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_http_4xx_total", "counter", "HTTP answers 400-499", hs.responses_4xx);
     metric(&b, "pchat_http_5xx_total", "counter", "HTTP answers 500-599", hs.responses_5xx);
     metric(&b, "pchat_http_waiting", "gauge", "HTTP requests waiting for a commit", hs.waiting);
+    header(&b, "pchat_http_timeouts_total", "counter",
+           "HTTP connections closed after [web] timeout without progress: idle (no request), "
+           "headers (slowloris), body");
+    static const char *const phases[] = {"idle", "headers", "body"};
+    for (int i = 0; i < 3; i++)
+        pc_buf_printf(&b, "pchat_http_timeouts_total{kind=\"%s\"} %llu\n", phases[i],
+                      (unsigned long long)hs.timeouts[i]);
     struct web_auth_stats as;
     web_auth_stats(&w->auth, &as);
     metric(&b, "pchat_web_password_checks_total", "counter",

@@ -430,18 +430,29 @@ uint32_t pcc_search(struct pcc *c, const char *criteria, char *envid_out)
     return r;
 }
 
-uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text)
+static uint32_t post(struct pcc *c, const char *room_uri, const char *text, bool story)
 {
     struct xccos_msg m;
     xccos_msg_init(&m, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
     m.chat.chan_uri = room_uri;
     m.chat.author = c->user;
     m.chat.text = text;
+    m.chat.story = story;
     /* SIPE sends whole seconds; the server replaces the time anyway. */
     m.chat.ts_us = pc_wall_us() / 1000000 * 1000000;
     uint32_t r = pcc_send(c, &m, NULL);
     xccos_msg_free(&m);
     return r;
+}
+
+uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text)
+{
+    return post(c, room_uri, text, false);
+}
+
+uint32_t pcc_post_story(struct pcc *c, const char *room_uri, const char *text)
+{
+    return post(c, room_uri, text, true);
 }
 
 /* ---- input ------------------------------------------------------------------------------- */
@@ -719,6 +730,10 @@ struct pcc *pcc_start(uv_loop_t *loop, const struct pcc_config *cfg)
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     c->connect_req.data = c;
+    /* Timers count from the loop's cached time, which is stale when the caller has been
+     * busy away from the loop (a test doing blocking I/O): the sign-in would then time out
+     * before it started. */
+    uv_update_time(loop);
     uv_timer_start(&c->timer, on_timeout, cfg->timeout_ms ? cfg->timeout_ms : 10000, 0);
     struct sockaddr_in addr;
     int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);

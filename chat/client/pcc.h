@@ -77,6 +77,8 @@ uint32_t pcc_history(struct pcc *c, const char *room_uri, unsigned count, uint64
                      char *envid_out);
 uint32_t pcc_search(struct pcc *c, const char *criteria, char *envid_out);
 uint32_t pcc_post(struct pcc *c, const char *room_uri, const char *text);
+/* A story (Lync's long post): the text in <story> rather than <chat>. */
+uint32_t pcc_post_story(struct pcc *c, const char *room_uri, const char *text);
 uint32_t pcc_simple(struct pcc *c, enum xccos_op op, char *envid_out); /* getinv, getserverinfo… */
 
 /* Sends body (any bytes) as an INFO in the chat dialog; returns its CSeq (bad-input tests). */

@@ -89,6 +89,9 @@ struct sip_stats {
     uint64_t replies_503;
     uint64_t bad_messages;
     uint64_t slow_consumers_dropped;
+    uint64_t timeouts_idle;       /* closed: connected, unregistered and silent idle_timeout */
+    uint64_t timeouts_incomplete; /* closed: a message's header or body not complete within
+                                     header_timeout (slowloris) */
     uint64_t out_bytes_queued; /* across connections, now */
 };
 

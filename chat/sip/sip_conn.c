@@ -468,11 +468,15 @@ static void sweep_cb(uv_timer_t *t)
             now - c->partial_since_ms > srv->cfg.header_timeout_s * 1000ull) {
             pc_warn("sip: %s sent an incomplete message for %us: closing", c->peer,
                     srv->cfg.header_timeout_s);
+            srv->stats.timeouts_incomplete++;
             sip_conn_close(c, "incomplete message timed out");
             continue;
         }
         if (!c->registered && c->dialogs == NULL &&
             now - c->last_rx_ms > srv->cfg.idle_timeout_s * 1000ull) {
+            pc_info("sip: %s idle without registration for %us: closing", c->peer,
+                    srv->cfg.idle_timeout_s);
+            srv->stats.timeouts_idle++;
             sip_conn_close(c, "idle without registration");
             continue;
         }

@@ -53,6 +53,7 @@ enum xccos_op {
 #define XCCOS_RESP_BAD_REQUEST 400
 #define XCCOS_RESP_FORBIDDEN 403
 #define XCCOS_RESP_NOT_FOUND 404
+#define XCCOS_RESP_TOO_LARGE 413
 #define XCCOS_RESP_SERVER_ERROR 500
 #define XCCOS_RESP_BUSY 503
 
@@ -64,6 +65,7 @@ enum xccos_op {
 #define XCCOS_ERR_UNKNOWN_COMMAND "ERR_UNKNOWN_COMMAND" /* 400: command we do not implement */
 #define XCCOS_ERR_SERVER "ERR_SERVER"                   /* 500: internal failure */
 #define XCCOS_ERR_BUSY "ERR_BUSY"                       /* 503: overloaded, try later */
+#define XCCOS_ERR_TOO_MANY_ROOMS "ERR_TOO_MANY_ROOMS"   /* 413: a bjoin over the room limit */
 
 /* A room reference inside join/bjoin: <chanid key="0" domain="D" value="ID"/>. The room's
  * canonical URI is "ma-chan://D/ID". */
@@ -84,7 +86,9 @@ struct xccos_chat {
     const char *author;   /* author ("sip:…") */
     int64_t ts_us;        /* ts; 0 = absent */
     uint64_t msg_id;      /* per-room sequence number (our msgid attribute); 0 = absent */
-    const char *text;     /* character data of <chat>, entity-decoded, UTF-8 */
+    const char *text;     /* character data of <chat> (or <story>), entity-decoded, UTF-8 */
+    bool story;           /* a post that came as <story>: a long post, which getserverinfo's
+                             storySizeLimit bounds rather than messageSizeLimit */
 };
 
 /* A room as listed by chansrch / getassociations, or joined by join/bjoin (<chanib>). */
@@ -224,7 +228,8 @@ extern const struct xccos_limits xccos_default_limits;
  *   rpl:*              cmd_seqid, cmd_envid, resp_code, resp_text, then
  *     requri uri; getserverinfo server; join/bjoin users, rooms, failed; part rooms (and
  *     chan_uri = first room); chansrch/getassociations/bccontext rooms; getinv invites
- *   ntc:join/bjoin/part presence                     grpchat        chat
+ *   ntc:join/bjoin/part presence                     grpchat        chat (a <story>
+ *                                                    instead of <chat>: chat.story set)
  * Not thread-safe only in that libxml2 initialises itself on first use; call it from one
  * thread first (or call xmlInitParser at start-up). */
 int xccos_decode(const char *body, size_t len, const struct xccos_limits *limits,

@@ -401,9 +401,13 @@ static int decode_chat(struct dec *d, const xmlNode *n, struct xccos_chat *c)
     if (rc != 0)
         return rc;
     c->msg_id = id;
+    /* A story (Lync's long post) carries its text in <story>; the server bounds it by
+     * storySizeLimit, not messageSizeLimit, so which element it came in is kept. */
     const xmlNode *chat = first_elem(n, "chat");
+    if (chat == NULL && (chat = first_elem(n, "story")) != NULL)
+        c->story = true;
     if (chat == NULL)
-        return fail(d, PC_EPROTO, "<%s> without <chat>", name_of(n));
+        return fail(d, PC_EPROTO, "<%s> without <chat> or <story>", name_of(n));
     c->text = text_of(d, chat);
     return 0;
 }

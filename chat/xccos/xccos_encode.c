@@ -482,7 +482,7 @@ static void put_grpchat(struct pc_buf *out, const struct xccos_msg *m)
     put_attr(out, "seqid", m->seqid != NULL ? m->seqid : "1");
     put_chat_attrs(out, &m->chat, NULL);
     pc_buf_putc(out, '>');
-    put_text_elem(out, "chat", m->chat.text);
+    put_text_elem(out, m->chat.story ? "story" : "chat", m->chat.text);
     pc_buf_puts(out, "</grpchat>");
 }
 

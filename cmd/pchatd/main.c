@@ -268,7 +268,7 @@ static json_t *local_admin(void *ctx, const char *op, json_t *req)
         const struct meta_settings *pool = &cluster_meta(n->cl)->settings;
         /* "config": what this node serves with, the pool's settings (config.set) taking
          * precedence over its file; "pool": those settings (0 = not set). */
-        return json_pack("{s:b, s:{s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:s}, s:o}", "ok", 1,
+        return json_pack("{s:b, s:{s:i, s:i, s:i, s:I, s:i, s:i, s:i, s:i, s:s, s:s}, s:o}", "ok", 1,
                          "config", "default_chat_history",
                          pool->default_history ? (int)pool->default_history : c->chat_default_history,
                          "max_history", c->chat_max_history, "participant_update_limit",
@@ -277,7 +277,9 @@ static json_t *local_admin(void *ctx, const char *op, json_t *req)
                          "max_file_size_kb",
                          (json_int_t)(pool->max_file_kb ? pool->max_file_kb
                                                         : c->web_max_file_bytes / 1024),
-                         "message_max_chars", c->chat_message_max_chars, "post_rate",
+                         "message_max_chars", c->chat_message_max_chars, "story_max_chars",
+                         c->chat_story_max_chars, "max_rooms_per_request",
+                         c->chat_max_rooms_per_request, "post_rate",
                          c->chat_post_rate, "auth_mode", c->auth_mode, "compliance_capture",
                          c->compliance_capture, "pool", chat_settings_json(pool));
     }
@@ -352,10 +354,18 @@ static void node_metrics(void *ctx, struct pc_buf *b)
                       "# HELP pchat_sip_bad_messages_total malformed SIP messages refused\n"
                       "# TYPE pchat_sip_bad_messages_total counter\npchat_sip_bad_messages_total %llu\n"
                       "# HELP pchat_sip_out_queued_bytes bytes queued to clients\n"
-                      "# TYPE pchat_sip_out_queued_bytes gauge\npchat_sip_out_queued_bytes %llu\n",
+                      "# TYPE pchat_sip_out_queued_bytes gauge\npchat_sip_out_queued_bytes %llu\n"
+                      "# HELP pchat_sip_timeouts_total SIP connections closed by a timeout: idle "
+                      "([sip] idle_timeout, never registered), incomplete (a message's header or "
+                      "body not in within [sip] header_timeout)\n"
+                      "# TYPE pchat_sip_timeouts_total counter\n"
+                      "pchat_sip_timeouts_total{kind=\"idle\"} %llu\n"
+                      "pchat_sip_timeouts_total{kind=\"incomplete\"} %llu\n",
                       (unsigned long long)ss.conns_open, (unsigned long long)ss.conns_refused,
                       (unsigned long long)ss.requests_in, (unsigned long long)ss.replies_503,
-                      (unsigned long long)ss.bad_messages, (unsigned long long)ss.out_bytes_queued);
+                      (unsigned long long)ss.bad_messages, (unsigned long long)ss.out_bytes_queued,
+                      (unsigned long long)ss.timeouts_idle,
+                      (unsigned long long)ss.timeouts_incomplete);
     }
     if (n->compliance != NULL) {
         struct compl_adapter_status st[4];
@@ -444,6 +454,9 @@ static int start(struct node *n)
     cc.default_history = (unsigned)c->chat_default_history;
     cc.max_history = (unsigned)c->chat_max_history;
     cc.message_max_chars = (unsigned)c->chat_message_max_chars;
+    cc.story_max_chars = (unsigned)c->chat_story_max_chars;
+    cc.max_rooms_per_request = (unsigned)c->chat_max_rooms_per_request;
+    cc.max_members_per_request = (unsigned)c->chat_max_members_per_request;
     cc.search_limit = (unsigned)c->chat_search_limit;
     cc.post_rate = (unsigned)c->chat_post_rate;
     cc.post_burst = (unsigned)c->chat_post_burst;

@@ -95,7 +95,15 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"chat", "max_history", PC_CONF_INT, F(chat_max_history), "500", 1, 100000,
      "most messages one history request returns"},
     {"chat", "message_max_chars", PC_CONF_INT, F(chat_message_max_chars), "8000", 1, 1000000,
-     "longest post accepted, in characters"},
+     "longest post accepted, in characters (announced as messageSizeLimit)"},
+    {"chat", "story_max_chars", PC_CONF_INT, F(chat_story_max_chars), "16000", 1, 1000000,
+     "longest story (a long post, <story>) accepted, in characters (announced as "
+     "storySizeLimit)"},
+    {"chat", "max_rooms_per_request", PC_CONF_INT, F(chat_max_rooms_per_request), "200", 1, 5000,
+     "rooms one bjoin may name; a longer list is refused whole with a reason"},
+    {"chat", "max_members_per_request", PC_CONF_INT, F(chat_max_members_per_request), "1000", 1,
+     1000000, "users one list (members, managers, presenters, allowed…) of a room or category "
+     "change may name; a longer list is refused whole with a reason"},
     {"chat", "post_rate", PC_CONF_INT, F(chat_post_rate), "0", 0, 100000,
      "posts per second one user may send through this node (0 = no limit)"},
     {"chat", "post_burst", PC_CONF_INT, F(chat_post_burst), "20", 1, 100000,

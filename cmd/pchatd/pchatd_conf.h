@@ -55,6 +55,9 @@ struct pchatd_conf {
     int chat_default_history;
     int chat_max_history;
     int chat_message_max_chars;
+    int chat_story_max_chars;
+    int chat_max_rooms_per_request;
+    int chat_max_members_per_request;
     int chat_search_limit;
     int chat_post_rate;
     int chat_post_burst;

@@ -266,6 +266,101 @@ static void xccosInput_getsPreciseAnswersAndNodeSurvives(void **state)
     tl_client_close(c);
 }
 
+/* ---- the log ------------------------------------------------------------------------------ */
+
+/* A line a client would like to forge into the log: a fake ERROR line after CR LF. */
+#define FORGED "2026-01-01T00:00:00.000Z ERROR  t0 FORGED"
+
+/* The node's whole log (NUL-terminated, caller frees). */
+static char *read_log(size_t *len)
+{
+    FILE *f = fopen(node.log_path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(4 << 20);
+    *len = fread(buf, 1, (4 << 20) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* An HTTP request on a raw connection; returns the answer's status line. */
+static void http_raw(const char *request, char *answer, size_t cap)
+{
+    int fd = tl_raw_connect(node.web_port);
+    tl_raw_send(fd, request, strlen(request));
+    bool closed;
+    tl_raw_read(fd, answer, cap, 2000, &closed);
+    answer[strcspn(answer, "\r\n")] = '\0';
+    close(fd);
+}
+
+/* User input carrying CR, LF and ESC reaches the log through the XCCOS command name, a
+ * post's room URI, a SIP header, the admin API's op and an HTTP path; in every case the
+ * line is written with those bytes escaped (\x0d, \x0a, \x1b), so nobody can forge a
+ * line or drive an operator's terminal. */
+static void userInput_neverReachesTheLogRaw(void **state)
+{
+    (void)state;
+    struct tl_client *c = tl_client_new(node.sip_port, "bob@example.test");
+    const char *bodies[] = {
+        ENV "<cmd id=\"cmd:evil&#13;&#10;" FORGED " cmd\" seqid=\"1\"><data/></cmd></xccos>",
+        ENV "<grpchat id=\"grpchat\" seqid=\"1\" chanUri=\"ma-chan://example.test/x&#13;&#10;"
+            FORGED " post\"><chat>hi</chat></grpchat></xccos>",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char reason[200];
+        tl_wait_sip(c, pcc_send_body(c->pcc, bodies[i], strlen(bodies[i])), 5000, reason,
+                    sizeof reason);
+    }
+    tl_drain(c);
+    tl_client_close(c);
+    /* SIP: a request whose header carries the bytes (refused as malformed, and logged). */
+    int fd = tl_raw_connect(node.sip_port);
+    const char *sip = "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP x\x1b[31m\r\n"
+                      "From: <sip:evil\x1b]0;owned\x07@example.test>\r\nContent-Length: 0\r\n\r\n";
+    tl_raw_send(fd, sip, strlen(sip));
+    char buf[2048];
+    bool closed;
+    tl_raw_read(fd, buf, sizeof buf, 1000, &closed);
+    close(fd);
+    /* HTTP: the admin API's op (logged with the caller), and a path. */
+    char token[600] = "", path[400], req[2048], answer[256];
+    snprintf(path, sizeof path, "%s/data/admin.token", node.dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(token, sizeof token, f));
+    fclose(f);
+    token[strcspn(token, "\r\n")] = '\0';
+    const char *json = "{\"op\":\"evil\\r\\n" FORGED " admin\\u001b[31m\"}";
+    snprintf(req, sizeof req, "POST /api/admin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+             "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", token, strlen(json), json);
+    http_raw(req, answer, sizeof answer);
+    fprintf(stderr, "  admin op with CR LF ESC: %s\n", answer);
+    http_raw("GET /%0D%0A" "2026-01-01T00:00:00.000Z%20ERROR%20%20t0%20FORGED%1B[31m HTTP/1.1\r\n"
+             "Host: x\r\nConnection: close\r\n\r\n", answer, sizeof answer);
+    fprintf(stderr, "  path with CR LF ESC: %s\n", answer);
+    tl_spin(200);
+
+    size_t len;
+    char *log = read_log(&len);
+    /* What an operator sees (already escaped, so safe to print). */
+    for (char *line = strtok(log, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        if (strstr(line, "FORGED") != NULL || strstr(line, "evil") != NULL)
+            fprintf(stderr, "  log: %.200s\n", line);
+    free(log);
+    log = read_log(&len);
+    assert_null(memchr(log, '\r', len));
+    assert_null(memchr(log, 0x1b, len));
+    assert_null(memchr(log, 0x07, len));
+    assert_null(strstr(log, "\n" FORGED));
+    /* …and the input is there, escaped, so an operator still sees what was sent. */
+    assert_non_null(strstr(log, "unknown command 'cmd:evil\\x0d\\x0a2026-01-01T")); /* cut at 47 */
+    assert_non_null(strstr(log, "x\\x0d\\x0a" FORGED " post"));
+    assert_non_null(strstr(log, "evil\\x0d\\x0a" FORGED " admin\\x1b[31m"));
+    free(log);
+    assert_node_serves();
+}
+
 static void disconnectMidMessage_leavesNodeServing(void **state)
 {
     (void)state;
@@ -286,6 +381,7 @@ int main(void)
         cmocka_unit_test(slowloris_isClosedAfterHeaderTimeout),
         cmocka_unit_test(xccosInput_getsPreciseAnswersAndNodeSurvives),
         cmocka_unit_test(disconnectMidMessage_leavesNodeServing),
+        cmocka_unit_test(userInput_neverReachesTheLogRaw),
     };
     return cmocka_run_group_tests_name("bad_input", tests, setup, teardown);
 }

@@ -325,8 +325,38 @@ static void secretRoom_looksMissingToNonMembers(void **state)
     assert_string_equal(secret->msg.resp_text, missing->msg.resp_text);
     pcc_event_free(secret);
     pcc_event_free(missing);
-    char reason[200];
+    /* Nor do a post, a history request, a bjoin, a search by its exact name or the rooms he
+     * is associated with tell it apart from a missing one. */
+    char reason[200], reason_missing[200];
     assert_int_equal(tl_wait_sip(bob, pcc_post(bob->pcc, uri, "hello?"), 3000, reason, sizeof reason), 404);
+    assert_int_equal(tl_wait_sip(bob, pcc_post(bob->pcc, missing_uri, "hello?"), 3000,
+                                 reason_missing, sizeof reason_missing), 404);
+    assert_string_equal(reason, reason_missing);
+    secret = tl_history(bob, uri, 10, 0);
+    missing = tl_history(bob, missing_uri, 10, 0);
+    assert_int_equal(secret->msg.resp_code, 404);
+    assert_int_equal(secret->msg.resp_code, missing->msg.resp_code);
+    assert_string_equal(secret->msg.resp_text, missing->msg.resp_text);
+    pcc_event_free(secret);
+    pcc_event_free(missing);
+    const char *both[2] = {uri, missing_uri};
+    char env[24];
+    pcc_join(bob->pcc, both, 2, env);
+    struct pcc_event *b = tl_wait_reply(bob, env, 5000);
+    assert_int_equal(b->msg.resp_code, 200);
+    assert_int_equal(b->msg.n_rooms, 0);
+    assert_int_equal(b->msg.n_failed, 2);
+    assert_string_equal(b->msg.failed[0].reason, b->msg.failed[1].reason);
+    assert_string_equal(b->msg.failed[0].value, strrchr(uri, '/') + 1); /* only what he sent */
+    pcc_event_free(b);
+    secret = tl_search(bob, "Secretroom");
+    assert_int_equal(secret->msg.n_rooms, 0);
+    pcc_event_free(secret);
+    pcc_simple(bob->pcc, XCCOS_OP_GETASSOCIATIONS, env);
+    b = tl_wait_reply(bob, env, 5000);
+    for (size_t i = 0; i < b->msg.n_rooms; i++)
+        assert_string_not_equal(b->msg.rooms[i].uri, uri);
+    pcc_event_free(b);
     tl_client_close(alice);
     tl_client_close(bob);
 }

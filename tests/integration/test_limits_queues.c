@@ -1,7 +1,8 @@
 /* Node limits that had no test (issue 9 item 3): client connections per node, the idle
- * timeout of unregistered SIP connections, the header timeout of HTTP (slowloris), the
- * per-session bound on commands in progress and the per-node bound on posts waiting for
- * their commit, each answered with a precise refusal (503 has Retry-After) and counted. */
+ * timeout of unregistered SIP connections, the header/body timeouts of SIP and HTTP
+ * (slowloris), the per-session bound on commands in progress and the per-node bound on
+ * posts waiting for their commit, each answered with a precise refusal (503 has
+ * Retry-After) and counted in /metrics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,36 +23,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
-{
-    pc_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-static long long metric(const struct tl_node *n, const char *name)
-{
-    CURL *c = curl_easy_init();
-    struct pc_buf b = {0};
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->web_port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    long long v = -1;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        pc_buf_append(&b, "", 1);
-        char key[128];
-        snprintf(key, sizeof key, "\n%s ", name);
-        const char *p = strstr(b.data, key);
-        if (p != NULL)
-            v = strtoll(p + strlen(key), NULL, 10);
-    }
-    curl_easy_cleanup(c);
-    pc_buf_free(&b);
-    return v;
 }
 
 /* Waits up to ms for the server to close fd; returns how long it took (or ms + 1). */
@@ -84,7 +55,7 @@ static void connectionsPerNode_areBounded(void **state)
     fprintf(stderr, "  4th connection with max_connections = 3: closed after %llu ms\n",
             (unsigned long long)t);
     assert_true(t <= 3000);
-    assert_true(metric(&node, "pchat_sip_connections_refused_total") >= 1);
+    assert_true(tl_metric(&node, "pchat_sip_connections_refused_total") >= 1);
     assert_true(tl_node_log_contains(&node, "connections is the configured maximum"));
     for (int i = 0; i < 3; i++)
         close(fds[i]);
@@ -93,27 +64,55 @@ static void connectionsPerNode_areBounded(void **state)
     tl_node_cleanup(&node);
 }
 
+/* Connects to port, sends what (may be NULL), and waits for the server to close the
+ * connection (5 s at most); then checks that the timeout was counted under label. */
+static void closed_by_timeout(const struct tl_node *node, int port, const char *what,
+                              const char *label, const char *metric_name)
+{
+    long long before = tl_metric(node, metric_name);
+    int fd = tl_raw_connect(port);
+    if (what != NULL)
+        tl_raw_send(fd, what, strlen(what));
+    uint64_t t = wait_closed(fd, 5000);
+    fprintf(stderr, "  %s: closed after %llu ms\n", label, (unsigned long long)t);
+    assert_true(t <= 5000);
+    close(fd);
+    long long after = tl_metric(node, metric_name);
+    fprintf(stderr, "    %s %lld -> %lld\n", metric_name, before, after);
+    assert_true(before >= 0 && after == before + 1);
+}
+
 static void idleSip_andSlowHttp_areClosed(void **state)
 {
     (void)state;
     struct tl_node node;
-    tl_node_init(&node, tl_port_base() + 13, "[sip]\nidle_timeout = 1\n[web]\ntimeout = 1\n");
+    tl_node_init(&node, tl_port_base() + 13,
+                 "[sip]\nidle_timeout = 1\nheader_timeout = 1\n[web]\ntimeout = 1\n");
     tl_node_start(&node);
     /* SIP: connected, never registers, sends nothing. */
-    int sip = tl_raw_connect(node.sip_port);
-    uint64_t t = wait_closed(sip, 5000);
-    fprintf(stderr, "  idle SIP connection (idle_timeout = 1): closed after %llu ms\n",
-            (unsigned long long)t);
-    assert_true(t <= 5000);
-    close(sip);
-    /* HTTP: half a request line, then nothing (slowloris). */
-    int web = tl_raw_connect(node.web_port);
-    tl_raw_send(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32);
-    t = wait_closed(web, 5000);
-    fprintf(stderr, "  HTTP request never finished (timeout = 1): closed after %llu ms\n",
-            (unsigned long long)t);
-    assert_true(t <= 5000);
-    close(web);
+    closed_by_timeout(&node, node.sip_port, NULL, "idle SIP connection (idle_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"idle\"}");
+    /* SIP: a message whose header never ends, and one whose body never comes. */
+    closed_by_timeout(&node, node.sip_port, "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/",
+                      "SIP header never finished (header_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"incomplete\"}");
+    closed_by_timeout(&node, node.sip_port,
+                      "OPTIONS sip:example.test SIP/2.0\r\nContent-Length: 100\r\n\r\nten bytes.",
+                      "SIP body never finished (header_timeout = 1)",
+                      "pchat_sip_timeouts_total{kind=\"incomplete\"}");
+    /* HTTP: a connection that never sends a request; half a request (slowloris); a body
+     * that stops short of its Content-Length. */
+    closed_by_timeout(&node, node.web_port, NULL, "idle HTTP connection (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"idle\"}");
+    closed_by_timeout(&node, node.web_port, "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+                      "HTTP request headers never finished (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"headers\"}");
+    closed_by_timeout(&node, node.web_port,
+                      "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user\"",
+                      "HTTP request body never finished (timeout = 1)",
+                      "pchat_http_timeouts_total{kind=\"body\"}");
+    assert_true(tl_node_log_contains(&node, "idle without registration for 1s"));
+    assert_true(tl_node_log_contains(&node, "without progress (in its headers)"));
     tl_node_stop(&node);
     tl_node_cleanup(&node);
 }
@@ -158,7 +157,7 @@ static void queues_perSessionAndPerNode_answer503(void **state)
             ok, busy, reason);
     assert_true(ok >= 2 && busy >= 1 && ok + busy == 40);
     assert_non_null(strstr(reason, "Too many requests in progress"));
-    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_sip_503_total") >= busy);
     tl_client_close(c);
     tl_node_stop(&node);
     tl_node_cleanup(&node);
@@ -175,7 +174,8 @@ static void queues_perSessionAndPerNode_answer503(void **state)
             busy, reason);
     assert_true(ok >= 1 && busy >= 1 && ok + busy == 40);
     assert_non_null(strstr(reason, "busy"));
-    assert_true(metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_sip_503_total") >= busy);
+    assert_true(tl_metric(&node, "pchat_posts_refused_total{reason=\"queue_full\"}") >= busy);
     tl_client_close(c);
     tl_node_stop(&node);
     tl_node_cleanup(&node);

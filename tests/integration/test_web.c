@@ -225,6 +225,8 @@ static int setup_node(void **state)
              "\"privacy\":\"open\"}");
     admin_op("{\"op\":\"room.new\",\"name\":\"Closed\",\"category\":\"General\","
              "\"privacy\":\"closed\",\"members\":\"alice@example.test\"}");
+    admin_op("{\"op\":\"room.new\",\"name\":\"Hidden\",\"category\":\"General\","
+             "\"privacy\":\"secret\",\"members\":\"alice@example.test\"}");
     admin_op("{\"op\":\"user.passwd\",\"user\":\"alice@example.test\",\"password\":\"alice-secret-1\"}");
     admin_op("{\"op\":\"user.passwd\",\"user\":\"bob@example.test\",\"password\":\"bob-secret-1\"}");
     return 0;
@@ -384,6 +386,105 @@ static void files_uploadListDownload(void **state)
     answer_free(&a);
     free(data);
     free(data2);
+}
+
+/* Replaces each name in s by "ROOM", so that answers about two rooms can be compared. */
+static void unname(char *s, size_t cap, const char *name)
+{
+    char *at;
+    while ((at = strstr(s, name)) != NULL) {
+        char rest[512];
+        snprintf(rest, sizeof rest, "%s", at + strlen(name));
+        snprintf(at, cap - (size_t)(at - s), "ROOM%s", rest);
+    }
+}
+
+/* The status and error text of a request about room, the name unnamed. */
+static long answer_about(int port, const char *method, const char *room, const char *suffix,
+                         const char *auth, const char *body, char *err, size_t cap)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/%s%s", room, suffix);
+    struct answer a;
+    long st = body != NULL ? http_json(&a, port, method, path, auth, body)
+                           : http(&a, port, method, path, auth, NULL, 0, PLAIN);
+    const char *e = jstr(a.json, "error", NULL);
+    snprintf(err, cap, "%s", e != NULL ? e : "");
+    unname(err, cap, room);
+    answer_free(&a);
+    return st;
+}
+
+/* A secret room does not exist for a non-member, whatever the HTTP request: the room list,
+ * get, change, removal, its files and uploads answer exactly as for a room that does not
+ * exist; creating a room under its name says only that the name is in use; /metrics names
+ * no room. Its member sees it. */
+static void secretRoom_looksMissingOverHttp(void **state)
+{
+    (void)state;
+    int port = node.web_port;
+    char alice[700], bob[700];
+    login(port, "alice", "alice-secret-1", alice, sizeof alice);
+    login(port, "bob", "bob-secret-1", bob, sizeof bob);
+    struct answer a;
+    assert_int_equal(http(&a, port, "GET", "/api/rooms", bob, NULL, 0, PLAIN), 200);
+    assert_null(strstr(a.body.p, "Hidden"));
+    answer_free(&a);
+    assert_int_equal(http(&a, port, "GET", "/api/rooms", alice, NULL, 0, PLAIN), 200);
+    assert_non_null(strstr(a.body.p, "Hidden"));
+    answer_free(&a);
+    static const struct {
+        const char *method, *suffix, *body;
+    } asks[] = {
+        {"GET", "", NULL},
+        {"PUT", "", "{\"description\":\"mine now\"}"},
+        {"DELETE", "", NULL},
+        {"GET", "/files", NULL},
+        {"POST", "/files?name=x.txt", "{}"},
+        {"GET", "/files/0000000000000001", NULL},
+    };
+    for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
+        char hidden[512], missing[512];
+        long st_h = answer_about(port, asks[i].method, "Hidden", asks[i].suffix, bob, asks[i].body,
+                                 hidden, sizeof hidden);
+        long st_m = answer_about(port, asks[i].method, "Nowhere", asks[i].suffix, bob,
+                                 asks[i].body, missing, sizeof missing);
+        fprintf(stderr, "  bob %s /api/rooms/<room>%s: secret %ld \"%s\", missing %ld \"%s\"\n",
+                asks[i].method, asks[i].suffix, st_h, hidden, st_m, missing);
+        assert_int_equal(st_h, 404);
+        assert_int_equal(st_h, st_m);
+        assert_string_equal(hidden, missing);
+    }
+    /* Its name is taken, as a category's is: nothing more is said. */
+    char hidden[512], category[512];
+    assert_int_equal(http_json(&a, port, "POST", "/api/rooms", bob,
+                               "{\"name\":\"Hidden\",\"category\":\"NoFiles\"}"), 400);
+    snprintf(hidden, sizeof hidden, "%s", jstr(a.json, "error", NULL));
+    answer_free(&a);
+    assert_int_equal(http_json(&a, port, "POST", "/api/rooms", bob,
+                               "{\"name\":\"NoFiles\",\"category\":\"NoFiles\"}"), 400);
+    snprintf(category, sizeof category, "%s", jstr(a.json, "error", NULL));
+    answer_free(&a);
+    fprintf(stderr, "  bob creates 'Hidden': \"%s\"; 'NoFiles': \"%s\"\n", hidden, category);
+    unname(hidden, sizeof hidden, "Hidden");
+    unname(category, sizeof category, "NoFiles");
+    assert_string_equal(hidden, category);
+    /* Nor may an existing room take its name. */
+    assert_int_equal(http_json(&a, port, "POST", "/api/rooms", bob,
+                               "{\"name\":\"Mine\",\"category\":\"NoFiles\"}"), 200);
+    answer_free(&a);
+    assert_int_equal(answer_about(port, "PUT", "Mine", "", bob, "{\"new_name\":\"Hidden\"}",
+                                  hidden, sizeof hidden), 400);
+    assert_int_equal(answer_about(port, "PUT", "Mine", "", bob, "{\"new_name\":\"NoFiles\"}",
+                                  category, sizeof category), 400);
+    unname(hidden, sizeof hidden, "Hidden");
+    unname(category, sizeof category, "NoFiles");
+    fprintf(stderr, "  bob renames Mine to 'Hidden': \"%s\"; to 'NoFiles': \"%s\"\n", hidden,
+            category);
+    assert_string_equal(hidden, category);
+    assert_int_equal(http(&a, port, "GET", "/metrics", admin, NULL, 0, PLAIN), 200);
+    assert_null(strstr(a.body.p, "Hidden"));
+    answer_free(&a);
 }
 
 static void files_rightsAndLimits(void **state)
@@ -637,6 +738,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(files_uploadListDownload, setup_node, teardown_node),
         cmocka_unit_test_setup_teardown(files_rightsAndLimits, setup_node, teardown_node),
+        cmocka_unit_test_setup_teardown(secretRoom_looksMissingOverHttp, setup_node,
+                                        teardown_node),
         cmocka_unit_test_setup_teardown(pool_fileSurvivesTheUploadingNode, setup_pool,
                                         teardown_pool),
         cmocka_unit_test_setup_teardown(pool_snapshotReplicaFetchesFileBytes, setup_pool_snapshots,

@@ -20,8 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "common/pc_alloc.h"
+#include "common/pc_buf.h"
 #include "common/pc_log.h"
 #include "common/pc_str.h"
 #include "common/pc_time.h"
@@ -607,4 +609,36 @@ size_t tl_raw_read(int fd, char *buf, size_t cap, unsigned ms, bool *closed)
     }
     buf[n] = '\0';
     return n;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static size_t metric_write(char *p, size_t size, size_t n, void *ud)
+{
+    pc_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+long long tl_metric(const struct tl_node *n, const char *name)
+{
+    CURL *c = curl_easy_init();
+    struct pc_buf b = {0};
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->web_port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, metric_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    long long v = -1;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        pc_buf_append(&b, "", 1);
+        char key[256];
+        snprintf(key, sizeof key, "\n%s ", name);
+        const char *p = strstr(b.data, key);
+        if (p != NULL)
+            v = strtoll(p + strlen(key), NULL, 10);
+    }
+    curl_easy_cleanup(c);
+    pc_buf_free(&b);
+    return v;
 }

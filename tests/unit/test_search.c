@@ -144,6 +144,11 @@ static void key_ordersByTime(void **state)
     for (uint64_t seq = 1; seq <= 64; seq++)
         distinct += search_key(t, 1, seq) != search_key(t, 1, seq + 1);
     assert_true(distinct > 60);
+    /* A bound far in the future (to=8767-12-31, found by fuzz_http) saturates rather than
+     * overflowing, and still sorts after every real time. */
+    int64_t far = 213000000000000000LL;
+    assert_true(search_key(far, 1, 1) > search_key(t, 999, 999));
+    assert_true(search_key(INT64_MAX, 1, 1) > 0);
 }
 
 /* ---- the indexer on a real store ---------------------------------------------------------- */

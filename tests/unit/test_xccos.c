@@ -314,6 +314,28 @@ static void roundTrip_grpchat(void **state)
     xccos_msg_free(&out);
 }
 
+/* A story (long post) travels in <story>; which element it came in decides its size limit. */
+static void roundTrip_grpchatStory(void **state)
+{
+    (void)state;
+    struct xccos_msg in, out;
+    xccos_msg_init(&in, XCCOS_KIND_GRPCHAT, XCCOS_OP_GRPCHAT);
+    in.chat = (struct xccos_chat){.chan_uri = ROOM, .text = "a long post", .story = true};
+    struct pc_buf b = {0};
+    xccos_encode(&in, &b);
+    pc_buf_append(&b, "", 1);
+    assert_non_null(strstr(b.data, "<story>a long post</story>"));
+    pc_buf_free(&b);
+    round_trip(&in, &out);
+    assert_true(out.chat.story);
+    assert_string_equal(out.chat.text, "a long post");
+    xccos_msg_free(&out);
+    in.chat.story = false;
+    round_trip(&in, &out);
+    assert_false(out.chat.story);
+    xccos_msg_free(&out);
+}
+
 /* ---- round trips: replies ------------------------------------------------------------- */
 
 static void roundTrip_rplRequri(void **state)
@@ -1600,6 +1622,7 @@ int main(void)
         cmocka_unit_test(roundTrip_unknownCommandKeepsItsName),
         cmocka_unit_test(encode_answersUnknownCommandUnderReplyPrefix),
         cmocka_unit_test(roundTrip_grpchat),
+        cmocka_unit_test(roundTrip_grpchatStory),
         cmocka_unit_test(roundTrip_rplRequri),
         cmocka_unit_test(roundTrip_rplGetserverinfo),
         cmocka_unit_test(roundTrip_rplJoin),
