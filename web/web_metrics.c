@@ -6,6 +6,7 @@
 #include "chat/chat.h"
 #include "cluster/cluster.h"
 #include "cluster/meta.h"
+#include "common/pc_alloc.h"
 #include "web/web_int.h"
 
 static void metric(struct pc_buf *b, const char *name, const char *type, const char *help,
@@ -113,6 +114,18 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_room_events_out_total", "counter", "room events fanned out to nodes",
            ks.events_out);
     metric(&b, "pchat_store_bytes", "gauge", "size of this node's RocksDB files", ks.store_bytes);
+    header(&b, "pchat_store_memory_bytes", "gauge",
+           "memory RocksDB holds: memtables (up to write_buffer_size per column family), the "
+           "block cache (up to 32 MiB) and open tables' index and filter blocks");
+    pc_buf_printf(&b, "pchat_store_memory_bytes{kind=\"memtables\"} %llu\n"
+                      "pchat_store_memory_bytes{kind=\"block_cache\"} %llu\n"
+                      "pchat_store_memory_bytes{kind=\"table_readers\"} %llu\n",
+                  (unsigned long long)ks.store_memory.memtables,
+                  (unsigned long long)ks.store_memory.block_cache,
+                  (unsigned long long)ks.store_memory.table_readers);
+    metric(&b, "pchat_allocated_bytes", "gauge",
+           "bytes this node allocated itself and has not freed (libuv's included; RocksDB's, "
+           "SQLite's and OpenSSL's are not)", pc_alloc_used());
     metric(&b, "pchat_store_disk_full", "gauge",
            "1 while this node refuses writes because its data disk is full ([node] min_free_space)",
            ks.disk_full);

@@ -383,6 +383,13 @@ static void files_uploadListDownload(void **state)
     m = strstr(a.body.p, "\npchat_file_downloads_total ");
     assert_non_null(m);
     assert_true(atoi(m + strlen("\npchat_file_downloads_total ")) >= 4);
+    /* Where the memory is: the uploads went through RocksDB's memtables. */
+    m = strstr(a.body.p, "\npchat_store_memory_bytes{kind=\"memtables\"} ");
+    assert_non_null(m);
+    assert_true(atoll(m + strlen("\npchat_store_memory_bytes{kind=\"memtables\"} ")) > 0);
+    m = strstr(a.body.p, "\npchat_allocated_bytes ");
+    assert_non_null(m);
+    assert_true(atoll(m + strlen("\npchat_allocated_bytes ")) > 0);
     answer_free(&a);
     free(data);
     free(data2);
