@@ -1,5 +1,6 @@
 /* pchatd: one node of a pchat pool. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,6 +555,11 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* RocksDB's memtable arena blocks (MiBs each) are freed when a memtable is flushed, but
+     * glibc's sliding mmap threshold moves them onto the heap, where freed memory stays
+     * resident: the soak saw 290 MiB free but kept per node after the first flush. A fixed
+     * threshold keeps big blocks mmapped, so a free gives them back to the system. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     const char *path = NULL;
     bool print = false, check = false;
     const char *overrides[64];
