@@ -24,7 +24,6 @@
 
 #include <jansson.h>
 
-#include "common/pc_buf.h"
 #include "tests/lib/tl.h"
 
 #define MAX_POSTS 6000
@@ -76,38 +75,6 @@ static bool mount_small(struct disk_fixture *f, const char *dir, char *why, size
     }
     snprintf(why, cap, "neither a loop-mounted ext4 nor a tmpfs could be mounted on %s", dir);
     return false;
-}
-
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
-{
-    pc_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-/* The value of an unlabelled metric in the node's /metrics (-1 when absent). */
-static long long metric(const struct tl_node *n, const char *name)
-{
-    CURL *c = curl_easy_init();
-    struct pc_buf body = {0};
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->web_port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    long long v = -1;
-    if (rc == CURLE_OK) {
-        pc_buf_append(&body, "", 1);
-        char key[128];
-        snprintf(key, sizeof key, "\n%s ", name);
-        const char *p = strstr(body.data, key);
-        if (p != NULL)
-            v = strtoll(p + strlen(key), NULL, 10);
-    }
-    pc_buf_free(&body);
-    return v;
 }
 
 static uint64_t free_bytes(const char *dir)
@@ -238,8 +205,8 @@ static void fill_then_free(struct disk_fixture *f)
         assert_int_equal(status, 503);
         assert_non_null(strstr(reason, "Disk full"));
         assert_true(tl_node_log_contains(node, "DISK FULL"));
-        assert_int_equal(metric(node, "pchat_store_disk_full"), 1);
-        assert_true(metric(node, "pchat_writes_refused_disk_full_total") >= 1);
+        assert_int_equal(tl_metric(node, "pchat_store_disk_full"), 1);
+        assert_true(tl_metric(node, "pchat_writes_refused_disk_full_total") >= 1);
         assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 503);
         char out[4096];
         int rc = tl_pchatctl(node, out, sizeof out, "room new DiskFullRoom --category General");
@@ -253,8 +220,8 @@ static void fill_then_free(struct disk_fixture *f)
             status = post_one(c, lobby, fate, &sent, 5000, reason, sizeof reason);
         fprintf(stderr, "  then SIP %d \"%s\"; pchat_store_disk_full %lld, "
                 "pchat_store_enospc_errors_total %lld\n", status, reason,
-                metric(node, "pchat_store_disk_full"),
-                metric(node, "pchat_store_enospc_errors_total"));
+                tl_metric(node, "pchat_store_disk_full"),
+                tl_metric(node, "pchat_store_enospc_errors_total"));
         assert_true(status != 200);
         assert_int_equal(kill(node->pid, 0), 0);
     }
@@ -274,7 +241,7 @@ static void fill_then_free(struct disk_fixture *f)
     assert_int_equal(status, 200);
     for (int i = 0; i < 20; i++)
         assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
-    assert_int_equal(metric(node, "pchat_store_disk_full"), 0);
+    assert_int_equal(tl_metric(node, "pchat_store_disk_full"), 0);
     if (guarded)
         assert_true(tl_node_log_contains(node, "space is back"));
     check_history(node->sip_port, lobby, fate, sent, "after space returned");
@@ -359,7 +326,7 @@ static void poolNodeDiskFull_handsOwnershipAway_poolKeepsPosting(void **state)
 
     /* Post through node 2 until node 1 says its disk is full. */
     int refused = 0, unknown = 0;
-    while (sent < MAX_POSTS && metric(n1, "pchat_store_disk_full") != 1) {
+    while (sent < MAX_POSTS && tl_metric(n1, "pchat_store_disk_full") != 1) {
         for (int i = 0; i < 20; i++) {
             status = post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason);
             if (status == 503 && strstr(reason, "Disk full") != NULL)
@@ -371,7 +338,7 @@ static void poolNodeDiskFull_handsOwnershipAway_poolKeepsPosting(void **state)
     fprintf(stderr, "  %d posts sent until node 1 was full (%.1f MiB free): %d refused \"Disk "
             "full\", %d of unknown outcome\n", sent, (double)free_bytes(f->mnt) / (1 << 20),
             refused, unknown);
-    assert_int_equal(metric(n1, "pchat_store_disk_full"), 1);
+    assert_int_equal(tl_metric(n1, "pchat_store_disk_full"), 1);
     /* Node 1 hands the Lobby's shard away by itself. */
     long long shard, o = -1;
     for (int i = 0; i < 50 && (o = lobby_owner(n2, &shard)) == 1; i++)
@@ -412,7 +379,7 @@ static void poolNodeDiskFull_handsOwnershipAway_poolKeepsPosting(void **state)
     tl_node_wait_ready(n1, 20000);
     fprintf(stderr, "  filler deleted: node 1 started %.1f s later\n",
             (double)(now_ms() - t0) / 1000);
-    assert_int_equal(metric(n1, "pchat_store_disk_full"), 0);
+    assert_int_equal(tl_metric(n1, "pchat_store_disk_full"), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(post_one(c, lobby, fate, &sent, 10000, reason, sizeof reason), 200);
     make_owner(f, 1);
