@@ -197,6 +197,7 @@ struct cluster_config {
     const char *domain;          /* for a new pool */
     unsigned compliance_classes; /* bit mask of COMPL_* event classes to record */
     unsigned retention_interval_ms; /* how often shard leaders apply retention (0 = never) */
+    unsigned abandoned_upload_ms; /* chunks of an upload unfinished this long are dropped (0 = never) */
     /* Free space the data disk must keep: below it this node refuses the writes it would
      * propose (PC_ENOSPC, SIP 503 "disk full") before raft or RocksDB hit ENOSPC; it takes
      * writes again once free space is back above it (docs/OPERATIONS.md). 0 = no guard. */
@@ -266,6 +267,7 @@ struct cluster_stats {
     uint64_t writes_refused_disk_full; /* posts, file chunks, edits refused for it */
     uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
     uint64_t store_gated;         /* store writes held back below half the reserve */
+    uint64_t uploads_abandoned;   /* unfinished uploads whose chunks this node dropped as leader */
     struct store_memory store_memory; /* what RocksDB holds in memory */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);

@@ -204,6 +204,7 @@ static void tick_cb(uv_timer_t *h)
     meta_tick(cl, now);
     members_tick(cl);
     retention_tick(cl, now);
+    uploads_tick(cl, now);
     filefix_tick(cl, now);
     /* Staggered by node id, so that two nodes do not move shards at the same moment. */
     if (++cl->ticks % POOL_BALANCE_TICKS == (cl->self * 37) % POOL_BALANCE_TICKS)

@@ -194,6 +194,8 @@ struct cluster {
     struct pool_backfill *backfills;
     struct pool_filefix *filefixes;
     uint64_t retention_due_ms;
+    struct upload_seen *uploads_seen; /* files with chunks and no record (pool_uploads.c) */
+    uint64_t uploads_due_ms, uploads_sweep;
 
     /* owning side */
     struct pool_owned *owned;
@@ -299,6 +301,12 @@ void filefix_purged(struct cluster *cl, uint64_t room_no);
 
 /* pool_retention.c: purges of rooms with retention, proposed by their shards' leaders */
 void retention_tick(struct cluster *cl, uint64_t now);
+
+/* pool_uploads.c: chunks of uploads never finished, dropped by their shards' leaders */
+void uploads_tick(struct cluster *cl, uint64_t now);
+void uploads_free(struct cluster *cl);
+/* Every chunk of the file is stored here (the owner checks before announcing it). */
+bool owner_file_complete(struct cluster *cl, const struct room_file *f);
 
 /* pool_edit.c: administrators' edits and purges, chosen at the owner */
 void owner_edit(struct pool_shard *sh, uint64_t origin, uint64_t req_id, const struct room_req *req);

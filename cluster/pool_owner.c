@@ -273,6 +273,11 @@ static void do_post(struct pool_shard *sh, uint64_t origin, uint64_t req_id,
 {
     if (!has_room(sh, origin, req_id))
         return;
+    if (req->file != NULL && !owner_file_complete(sh->pl, req->file)) {
+        /* Its chunks were dropped as abandoned (pool_uploads.c): no link to nothing. */
+        answer_status(sh->pl, origin, req_id, PC_ETIMEDOUT);
+        return;
+    }
     const struct meta_room *rm = meta_room_by_no(cluster_meta(sh->pl), req->room_no);
     struct shard_op op = {.kind = SHARD_OP_POST, .room_no = req->room_no,
                           .author = pc_strdup(req->user), .text = pc_strdup(req->text),

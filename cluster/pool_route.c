@@ -419,4 +419,5 @@ void route_close(struct cluster *cl)
         sub_free(cl, s);
     backfill_close(cl);
     filefix_close(cl);
+    uploads_free(cl);
 }

@@ -127,6 +127,41 @@ uint32_t roomfile_first_missing(struct store *st, uint64_t room_no, uint64_t fil
     return next;
 }
 
+void roomfile_drop_chunks(struct store_batch *b, uint64_t room_no, uint64_t file_no)
+{
+    uint8_t lo[STORE_KEY_MAX], hi[STORE_KEY_MAX];
+    size_t klen = store_key_file_data(lo, room_no, file_no, 0);
+    store_key_file_data(hi, room_no, file_no, UINT32_MAX);
+    store_batch_delete_range(b, STORE_CF_FILES, lo, klen, hi, klen);
+    store_batch_delete(b, STORE_CF_FILES, hi, klen); /* the range's end is exclusive */
+}
+
+int roomfile_unannounced(struct store *st, uint64_t room_no,
+                         void (*cb)(void *ctx, uint64_t file_no), void *ctx)
+{
+    uint8_t lo[STORE_KEY_MAX], hi[STORE_KEY_MAX], k[STORE_KEY_MAX];
+    size_t klen = store_key_file_data(lo, room_no, 0, 0);
+    store_key_file_data(hi, room_no + 1, 0, 0);
+    struct store_iter *it = store_iter_new(st, STORE_CF_FILES, lo, klen, hi, klen);
+    store_iter_first(it);
+    while (store_iter_valid(it)) {
+        struct pc_str key = store_iter_key(it);
+        if (key.len != klen)
+            break;
+        uint64_t file_no = pc_be64_read((const uint8_t *)key.p + 9);
+        struct pc_buf v = {0};
+        if (store_get(st, STORE_CF_FILES, k, store_key_file(k, room_no, file_no), &v) == PC_ENOTFOUND)
+            cb(ctx, file_no);
+        pc_buf_free(&v);
+        if (file_no == UINT64_MAX)
+            break;
+        store_iter_seek(it, k, store_key_file_data(k, room_no, file_no + 1, 0));
+    }
+    int rc = store_iter_status(it);
+    store_iter_free(it);
+    return rc;
+}
+
 bool roomfile_record_valid(const void *p, size_t len)
 {
     struct pc_arena a = {0};

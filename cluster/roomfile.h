@@ -23,6 +23,12 @@ int roomfile_chunk(struct store *st, uint64_t room_no, uint64_t file_no, uint32_
 /* The first of the file's chunks not stored here (chunks when none is missing). */
 uint32_t roomfile_first_missing(struct store *st, uint64_t room_no, uint64_t file_no,
                                 uint32_t chunks);
+/* Deletes every chunk of the file (not its record) in batch. */
+void roomfile_drop_chunks(struct store_batch *b, uint64_t room_no, uint64_t file_no);
+/* Calls cb for every file of the room that has chunks here but no record (an upload in
+ * progress or abandoned): one seek per file, whatever its size. */
+int roomfile_unannounced(struct store *st, uint64_t room_no,
+                         void (*cb)(void *ctx, uint64_t file_no), void *ctx);
 /* A record's stored bytes pass the decoder (a snapshot's are checked before they are put). */
 bool roomfile_record_valid(const void *p, size_t len);
 

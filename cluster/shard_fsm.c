@@ -63,6 +63,22 @@ static void add_post(struct shard_fsm *f, uint64_t index, uint32_t n, const char
     compl_event_put(f->batch, f->cfg.compl_mask, f->cfg.group, index, n, &ev);
 }
 
+/* FILE_DROP is the leader's guess that an upload was abandoned; a message that announced
+ * the file since (stored, or earlier in this very entry) proves it wrong. Every replica
+ * reads the same answer: records are written only by applying this log. */
+static bool file_announced(struct shard_fsm *f, const struct shard_op *ops, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (ops[j].kind == SHARD_OP_POST && ops[j].has_file && ops[j].room_no == ops[i].room_no &&
+            ops[j].file_no == ops[i].file_no)
+            return true;
+    uint8_t k[STORE_KEY_MAX];
+    struct pc_buf v = {0};
+    int rc = store_get(f->cfg.st, STORE_CF_FILES, k, store_key_file(k, ops[i].room_no, ops[i].file_no), &v);
+    pc_buf_free(&v);
+    return rc != PC_ENOTFOUND;
+}
+
 int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, size_t len)
 {
     if (index <= f->applied)
@@ -97,6 +113,9 @@ int shard_fsm_apply_entry(struct shard_fsm *f, uint64_t index, const void *p, si
         } else if (ops[i].kind == SHARD_OP_FILE_CHUNK) {
             roomfile_put_chunk(f->batch, ops[i].room_no, ops[i].file_no, ops[i].chunk,
                                ops[i].data, ops[i].data_len);
+        } else if (ops[i].kind == SHARD_OP_FILE_DROP) {
+            if (!file_announced(f, ops, i))
+                roomfile_drop_chunks(f->batch, ops[i].room_no, ops[i].file_no);
         } else {
             uint8_t k[STORE_COMPL_KEY_LEN];
             store_key_compl(k, f->cfg.group, index, (uint32_t)i);

@@ -8,13 +8,13 @@
 #include "common/pc_bin.h"
 #include "common/pc_err.h"
 
-/* V2 added FILE_CHUNK and the file part of POST, V3 EDIT and PURGE; older batches still
- * decode. */
-enum { OPS_V1 = 1, OPS_V2 = 2, OPS_V3 = 3 };
+/* V2 added FILE_CHUNK and the file part of POST, V3 EDIT and PURGE, V4 FILE_DROP; older
+ * batches still decode. */
+enum { OPS_V1 = 1, OPS_V2 = 2, OPS_V3 = 3, OPS_V4 = 4 };
 
 void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, struct pc_buf *out)
 {
-    pc_bin_put_u8(out, OPS_V3);
+    pc_bin_put_u8(out, OPS_V4);
     pc_bin_put_str(out, node);
     pc_bin_put_uv(out, n);
     for (size_t i = 0; i < n; i++) {
@@ -46,6 +46,9 @@ void shard_ops_encode(const char *node, const struct shard_op *ops, size_t n, st
             pc_bin_put_str(out, op->room_guid);
             pc_bin_put_str(out, op->room_name);
             pc_bin_put_u8(out, op->kind == SHARD_OP_IMPORT ? op->flags : op->remove);
+        } else if (op->kind == SHARD_OP_FILE_DROP) {
+            pc_bin_put_uv(out, op->room_no);
+            pc_bin_put_uv(out, op->file_no);
         } else if (op->kind == SHARD_OP_FILE_CHUNK) {
             pc_bin_put_uv(out, op->room_no);
             pc_bin_put_uv(out, op->file_no);
@@ -79,7 +82,7 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
     *n = 0;
     *node = "";
     uint8_t version = pc_bin_get_u8(&r);
-    if (version < OPS_V1 || version > OPS_V3)
+    if (version < OPS_V1 || version > OPS_V4)
         return PC_ECORRUPT;
     const char *nd = get_str(&r, arena, SHARD_MAX_URI);
     uint64_t count = pc_bin_get_uv(&r);
@@ -145,6 +148,12 @@ int shard_ops_decode(const void *p, size_t len, struct pc_arena *arena, const ch
             op->remove = remove == 1;
             if (r.err == 0 && (op->room_no == 0 || op->target_seq == 0 || remove > 1 ||
                                op->target_seq == UINT64_MAX))
+                r.err = PC_ECORRUPT;
+        } else if (kind == SHARD_OP_FILE_DROP && version >= OPS_V4) {
+            op->kind = SHARD_OP_FILE_DROP;
+            op->room_no = pc_bin_get_uv(&r);
+            op->file_no = pc_bin_get_uv(&r);
+            if (r.err == 0 && (op->room_no == 0 || op->file_no == 0))
                 r.err = PC_ECORRUPT;
         } else if (kind == SHARD_OP_EVENT) {
             op->kind = SHARD_OP_EVENT;

@@ -18,6 +18,8 @@ enum shard_op_kind {
     SHARD_OP_EDIT = 4,  /* an administrator removes or replaces message target_seq */
     SHARD_OP_PURGE = 5, /* delete the room's messages up to target_seq (clear, retention) */
     SHARD_OP_IMPORT = 6, /* store an exported message as message target_seq (cluster.h) */
+    SHARD_OP_FILE_DROP = 7, /* delete the chunks of file_no if no message announced it: an
+                               upload abandoned half-way (cluster/pool_uploads.c) */
 };
 
 /* Everything apply needs travels inside the op, chosen by the proposer (the shard leader):

@@ -193,6 +193,9 @@ static void fail_store(struct upload *up, struct http_req *r, int status)
               up->user, pc_strerror(status));
     if (status == PC_ENOTFOUND)
         fail(up, r, 404, "the room was removed during the upload");
+    else if (status == PC_ETIMEDOUT)
+        fail(up, r, 408, "the upload took longer than the pool keeps unfinished uploads "
+             "([cluster] abandoned_upload_s): its first chunks were deleted; upload it again");
     else if (status == PC_ENOSPC)
         fail(up, r, 503, "the room's owner has no space left to store the file; retry later");
     else

@@ -126,6 +126,9 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_allocated_bytes", "gauge",
            "bytes this node allocated itself and has not freed (libuv's included; RocksDB's, "
            "SQLite's and OpenSSL's are not)", pc_alloc_used());
+    metric(&b, "pchat_uploads_abandoned_total", "counter",
+           "unfinished uploads whose chunks this node deleted as their shard's leader "
+           "([cluster] abandoned_upload_s)", ks.uploads_abandoned);
     metric(&b, "pchat_store_disk_full", "gauge",
            "1 while this node refuses writes because its data disk is full ([node] min_free_space)",
            ks.disk_full);

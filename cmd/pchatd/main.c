@@ -483,6 +483,7 @@ static int start(struct node *n)
                                 .join = c->cluster_join,
                                 .max_pending_posts = (unsigned)c->cluster_max_pending_posts,
                                 .retention_interval_ms = (unsigned)c->cluster_retention_interval_ms,
+                                .abandoned_upload_ms = (unsigned)c->cluster_abandoned_upload_s * 1000u,
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
                                 .compliance_classes = classes,

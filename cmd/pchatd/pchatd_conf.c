@@ -87,6 +87,9 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"cluster", "retention_interval_ms", PC_CONF_INT, F(cluster_retention_interval_ms), "60000", 0,
      86400000, "how often the rooms' owners purge messages past their retention (rooms' and "
      "categories' retention_days / retention_messages; 0 = never)"},
+    {"cluster", "abandoned_upload_s", PC_CONF_INT, F(cluster_abandoned_upload_s), "3600", 0, 2000000,
+     "seconds after which the stored chunks of an upload that never finished are deleted "
+     "(0 = never); a slower upload fails with 408"},
     {"cluster", "max_pending_posts", PC_CONF_INT, F(cluster_max_pending_posts), "20000", 1, 10000000,
      "posts waiting for commit before new ones get 503"},
 

@@ -51,6 +51,7 @@ struct pchatd_conf {
     bool cluster_join;
     int cluster_max_pending_posts;
     int cluster_retention_interval_ms;
+    int cluster_abandoned_upload_s;
     /* [chat] */
     int chat_default_history;
     int chat_max_history;

@@ -16,8 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/roomfile.h"
 #include "common/pc_rand.h"
 #include "common/pc_time.h"
+#include "storage/store.h"
 #include "tests/lib/tl.h"
 
 /* ---- a small HTTP client (libcurl) ------------------------------------------------------- */
@@ -739,6 +741,112 @@ static void pool_snapshotReplicaFetchesFileBytes(void **state)
     free(data);
 }
 
+/* ---- uploads never finished ------------------------------------------------------------ */
+
+static int setup_abandon(void **state)
+{
+    (void)state;
+    tl_node_init(&node, tl_port_base() + 45, "[auth]\nmode = off\n[cluster]\nabandoned_upload_s = 2\n");
+    tl_node_start(&node);
+    return 0;
+}
+
+/* Starts an upload of total bytes to Lobby on a raw socket and sends the first part. */
+static int upload_begin(const char *auth, const char *name, size_t total, const char *part,
+                        size_t len)
+{
+    int fd = tl_raw_connect(node.web_port);
+    char head[1200];
+    int n = snprintf(head, sizeof head,
+                     "POST /api/rooms/Lobby/files?name=%s HTTP/1.1\r\nHost: pchat\r\n"
+                     "Authorization: %s\r\nContent-Length: %zu\r\n\r\n", name, auth, total);
+    tl_raw_send(fd, head, (size_t)n);
+    tl_raw_send(fd, part, len);
+    return fd;
+}
+
+static void wait_abandoned(long long count)
+{
+    uint64_t deadline = pc_mono_ms() + 15000;
+    while (tl_metric(&node, "pchat_uploads_abandoned_total") < count && pc_mono_ms() < deadline)
+        usleep(100000);
+    assert_true(tl_metric(&node, "pchat_uploads_abandoned_total") >= count);
+}
+
+static void count_unannounced(void *ctx, uint64_t file_no)
+{
+    (void)file_no;
+    (*(int *)ctx)++;
+}
+
+/* A client that stops half-way leaves committed chunks no message announces: the shard's
+ * leader deletes them after [cluster] abandoned_upload_s, an upload slower than that gets a
+ * clear 408 instead of a link to nothing, and a finished upload is never touched. */
+static void files_abandonedUploadsAreDeleted(void **state)
+{
+    (void)state;
+    size_t total = 600 * 1024, first = 300 * 1024; /* the first chunk is 256 KiB */
+    char *data = random_bytes(total);
+
+    char token[700];
+    login(node.web_port, "alice", "any-password", token, sizeof token);
+    int slow = upload_begin(token, "slow.bin", total, data, first);
+    int gone = upload_begin(token, "gone.bin", total, data, first);
+    usleep(500000); /* their first chunks commit */
+    close(gone);
+    struct answer a;
+    char *keep = random_bytes(first);
+    assert_int_equal(upload(&a, node.web_port, token, "Lobby", "kept.bin", keep, first, PLAIN), 200);
+    char path[300];
+    snprintf(path, sizeof path, "/api/rooms/Lobby/files/%s", jstr(a.json, "file", "id"));
+    answer_free(&a);
+
+    wait_abandoned(2);
+    assert_true(tl_node_log_contains(&node, "dropping the chunks of file"));
+    tl_raw_send(slow, data + first, total - first);
+    char buf[2048];
+    bool closed = false;
+    size_t n = tl_raw_read(slow, buf, sizeof buf - 1, 10000, &closed);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, " 408 "));
+    assert_non_null(strstr(buf, "abandoned_upload_s"));
+    close(slow);
+
+    /* What the slow upload stored after its first chunk went goes the same way; the
+     * finished file stays through all these sweeps. */
+    wait_abandoned(3);
+    assert_int_equal(http(&a, node.web_port, "GET", path, token, NULL, 0, PLAIN), 200);
+    assert_int_equal(a.body.len, first);
+    assert_memory_equal(a.body.p, keep, first);
+    answer_free(&a);
+    usleep(1000000);
+    assert_int_equal(tl_metric(&node, "pchat_uploads_abandoned_total"), 3);
+
+    /* On disk: chunks are left of no unannounced file. */
+    tl_node_stop(&node);
+    char db[400];
+    snprintf(db, sizeof db, "%s/data/db", node.dir);
+    struct store *st = NULL;
+    char err[256];
+    assert_int_equal(store_open(db, &(struct store_options){0}, &st, err, sizeof err), 0);
+    int left = 0;
+    for (uint64_t room = 1; room < 64; room++)
+        assert_int_equal(roomfile_unannounced(st, room, count_unannounced, &left), 0);
+    store_close(st);
+    assert_int_equal(left, 0);
+    free(data);
+    free(keep);
+}
+
+static int teardown_abandon(void **state)
+{
+    (void)state;
+    if (node.pid > 0)
+        tl_node_stop(&node);
+    tl_node_cleanup(&node);
+    return 0;
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -747,6 +855,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(files_rightsAndLimits, setup_node, teardown_node),
         cmocka_unit_test_setup_teardown(secretRoom_looksMissingOverHttp, setup_node,
                                         teardown_node),
+        cmocka_unit_test_setup_teardown(files_abandonedUploadsAreDeleted, setup_abandon,
+                                        teardown_abandon),
         cmocka_unit_test_setup_teardown(pool_fileSurvivesTheUploadingNode, setup_pool,
                                         teardown_pool),
         cmocka_unit_test_setup_teardown(pool_snapshotReplicaFetchesFileBytes, setup_pool_snapshots,

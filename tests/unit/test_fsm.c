@@ -914,6 +914,12 @@ static void shard_opsDecodeRejectsTruncationAndJunk(void **state)
     pc_buf_free(&b);
 }
 
+static void count_file(void *ctx, uint64_t file_no)
+{
+    (void)file_no;
+    (*(int *)ctx)++;
+}
+
 /* A file: its chunks, then the post that announces it and stores its record; what apply
  * stores is what the web service serves (cluster/roomfile.h). */
 static void fileChunksAndAnnouncement_areStoredByApply(void **state)
@@ -966,6 +972,40 @@ static void fileChunksAndAnnouncement_areStoredByApply(void **state)
     struct pc_buf events = {0};
     dump_cf(st, STORE_CF_COMPL, NULL, &events);
     assert_non_null(memmem(events.data, events.len, "a.bin", 5));
+
+    /* FILE_DROP deletes the chunks of a file nobody announced, never those of an announced
+     * one, nor of one announced earlier in the same entry. */
+    struct shard_op orphan[3] = {
+        {.kind = SHARD_OP_FILE_CHUNK, .tag = 4, .room_no = 5, .author = ALICE, .file_no = 90,
+         .chunk = 0, .data = "half", .data_len = 4},
+        {.kind = SHARD_OP_FILE_CHUNK, .tag = 5, .room_no = 5, .author = ALICE, .file_no = 91,
+         .chunk = 0, .data = "late", .data_len = 4},
+        {.kind = SHARD_OP_FILE_CHUNK, .tag = 6, .room_no = 5, .author = ALICE, .file_no = 90,
+         .chunk = 1, .data = "more", .data_len = 4},
+    };
+    assert_int_equal(shard_fsm_entry("n1", orphan, 3, &e), 0);
+    assert_int_equal(shard_fsm_apply_entry(f, 3, e.base, e.len), 0);
+    raft_free(e.base);
+    struct shard_op late = ann;
+    late.file_no = 91;
+    late.file_size = 4;
+    late.file_chunks = 1;
+    struct shard_op drops[4] = {
+        {.kind = SHARD_OP_FILE_DROP, .tag = 7, .room_no = 5, .file_no = 90},
+        {.kind = SHARD_OP_FILE_DROP, .tag = 8, .room_no = 5, .file_no = 77},
+        late,
+        {.kind = SHARD_OP_FILE_DROP, .tag = 9, .room_no = 5, .file_no = 91},
+    };
+    assert_int_equal(shard_fsm_entry("n1", drops, 4, &e), 0);
+    assert_int_equal(shard_fsm_apply_entry(f, 4, e.base, e.len), 0);
+    raft_free(e.base);
+    assert_int_equal(roomfile_chunk(st, 5, 90, 0, &chunk), PC_ENOTFOUND);
+    assert_int_equal(roomfile_chunk(st, 5, 90, 1, &chunk), PC_ENOTFOUND);
+    assert_int_equal(roomfile_chunk(st, 5, 77, 0, &chunk), 0);
+    assert_int_equal(roomfile_chunk(st, 5, 91, 0, &chunk), 0);
+    int unannounced = 0;
+    assert_int_equal(roomfile_unannounced(st, 5, count_file, &unannounced), 0);
+    assert_int_equal(unannounced, 0);
 
     /* Decode refuses a chunk over the limit and a record whose chunk count does not fit its size. */
     struct shard_op bad = chunks[1];
