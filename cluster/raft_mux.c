@@ -241,6 +241,9 @@ void rmx_in_reject(struct rmx_in *in, int level, enum rmx_verdict verdict, const
 bool rmx_in_check_fixed(struct rmx_in *in)
 {
     const char *why = rmx_preamble_check_fixed(in->buf, &in->need);
+    if (why != NULL && in->tp == NULL && in->buf[0] == 0x16 && in->buf[1] == 0x03)
+        why = "it starts a TLS handshake: the dialling node runs [cluster] tls_* and this node "
+              "does not (every node of a pool needs the same setting)";
     if (why != NULL) {
         rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_BAD_PREAMBLE, why);
         return false;

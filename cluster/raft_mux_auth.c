@@ -206,7 +206,7 @@ static void inError(struct pc_tls_pipe *tp, void *arg, int status, const char *w
     (void)tp;
     if (status == PC_EPROTO && !in->handshaken) {
         m->stats.refused_tls++;
-        rmx_refuse_log(m, REFUSE_HANDSHAKE, hostKey(in->peer),
+        rmx_refuse_log(m, REFUSE_HANDSHAKE, hostKey(in->peer) ^ hashText(why),
                        "cluster port: refused a connection from %s: TLS handshake failed: %s; "
                        "%s", in->peer, why, handshakeHint(why, true));
         rmx_in_reject(in, -1, RMX_VERDICT_BAD_PREAMBLE, NULL);
@@ -351,19 +351,23 @@ static void dialError(struct pc_tls_pipe *tp, void *arg, int status, const char 
 {
     struct rmx_dial *d = arg;
     struct raft_mux *m = d->m;
-    bool handshaken = SSL_is_init_finished(pc_tls_pipe_ssl(tp));
-    if (status == PC_EPROTO || !handshaken) {
-        /* Refused by the acceptor: an alert, or a plain node closing on our hello. */
+    if (status == PC_EPROTO) {
+        /* Refused by the acceptor (an alert), or its certificate failed our checks. */
         m->stats.dials_refused++;
-        rmx_refuse_log(m, REFUSE_DIAL_TLS, hashText(d->address),
-                       "cluster port: TLS with the node at %s failed: %s; %s", d->address,
-                       status == PC_EPROTO ? why : "it closed the connection during the handshake",
-                       handshakeHint(status == PC_EPROTO ? why : "", false));
+        rmx_refuse_log(m, REFUSE_DIAL_TLS, hashText(d->address) ^ hashText(why),
+                       "cluster port: TLS with the node at %s failed: %s; %s", d->address, why,
+                       handshakeHint(why, false));
         rmx_dial_fail(d, PC_EDENIED);
         return;
     }
-    rmx_log_limited(m, PC_LOG_INFO, "cluster port: connection to %s ended before its verdict: %s",
-                    d->address, why);
+    /* Closed without a word: a node stopping looks like this, and so does a node without
+     * [cluster] tls_* (it says so in its own log when it sees our hello, and this node logs
+     * its refused dials): not counted as a refusal. */
+    bool handshaken = SSL_is_init_finished(pc_tls_pipe_ssl(tp));
+    rmx_log_limited(m, PC_LOG_INFO, "cluster port: connection to %s ended %s: %s", d->address,
+                    handshaken ? "before its verdict" : "during the TLS handshake (is it stopping, "
+                                                        "or without [cluster] tls_*?)",
+                    why);
     rmx_dial_fail(d, PC_EUNAVAIL);
 }
 
