@@ -163,8 +163,9 @@ struct raft_mux_peer_connect {
  * node's id and address (TLS: the acceptor's certificate must name node_id). The socket gets
  * TCP keepalive and a TCP_USER_TIMEOUT, so that a peer that vanished without a FIN is noticed
  * in seconds. Returns 0 and then cb fires exactly once, always from the loop (never inside
- * this call); req must live until then. Returns PC_EINVAL (unparsable address), PC_ECLOSED
- * or PC_EUNAVAIL without ever firing cb. */
+ * this call; a connect the kernel refuses at once also fails through cb); req must live
+ * until then. Returns PC_EINVAL (unparsable address), PC_ECLOSED or PC_ENOMEM without ever
+ * firing cb. */
 int raft_mux_peer_connect(struct raft_mux *m, struct raft_mux_peer_connect *req,
                           uint64_t node_id, const char *address, raft_mux_peer_connect_cb cb);
 

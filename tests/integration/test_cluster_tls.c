@@ -424,6 +424,8 @@ static void newNodeWithPoolCertificate_joins(void **state)
 
 int main(void)
 {
+    /* This suite sets up its own certificates, good and bad. */
+    unsetenv("PCHAT_TEST_CLUSTER_TLS");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tlsPool_electsPostsAndReplicates),
         cmocka_unit_test(nodeWithoutCertificate_isRefused_andCannotJoin),
