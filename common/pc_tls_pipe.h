@@ -28,7 +28,9 @@
  * themselves. The cost is one extra local hop per direction on the same loop.
  *
  * Single-threaded: everything on the loop given to pc_tls_pipe_new; callbacks are never
- * called from inside a pc_tls_pipe_* call. */
+ * called from inside a pc_tls_pipe_* call. The process must ignore SIGPIPE (as pchatd does):
+ * libuv writes with write(2), and a consumer or peer that went away must fail a write, not
+ * end the process. */
 
 struct pc_tls_pipe;
 
