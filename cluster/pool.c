@@ -533,6 +533,10 @@ void cluster_close(struct cluster *cl, void (*cb)(void *arg), void *arg)
     cl->closing = true;
     cl->close_cb = cb;
     cl->close_arg = arg;
+    /* The groups are freed before the cluster port closes: the admit filter must not look
+     * at them any more. Connections that arrive meanwhile are refused as not served (their
+     * groups are closing, the peer link is gone), which is what they are. */
+    raft_mux_set_admit(cl->mux, NULL, NULL);
     /* Callers are answered first (nothing more is proposed), then the pieces close in the
      * reverse order of their start. */
     route_close(cl);
