@@ -16,6 +16,10 @@
 #define PL_DEFAULT_FRAME ((size_t)4 << 20)
 #define PL_DEFAULT_RECONNECT_MS 100u
 #define PL_MAX_BACKOFF_MS 2000u
+/* A link must stay up this long before a drop redials at once again: a peer that accepts and
+ * then closes at once (a TLS pool refusing a plain node) is retried with a growing backoff,
+ * not ten times a second. */
+#define PL_STABLE_MS 1000u
 #define PL_HDR 5                   /* u32 length + u8 type */
 #define PL_CHUNK_SMALL 4096        /* first copy chunk of an empty queue: one reply is small */
 #define PL_CHUNK ((size_t)64 << 10) /* later copy chunks: a burst fills few of them */
@@ -63,6 +67,7 @@ struct pl_node {
     char *address;
     enum pl_state state;
     bool ever_up;
+    uint64_t up_ms;  /* uv_now when the outbound link last came up */
     bool dialing; /* req is pending (counted in pl->pending) */
     struct raft_mux_peer_connect req;
     uv_timer_t timer;
@@ -223,6 +228,8 @@ static void outDown(struct pl_node *n, const char *why)
               (unsigned long long)n->id, n->address, why, (unsigned long long)dropped);
     closeOutStream(n, n->stream);
     n->stream = NULL;
+    if (uv_now(pl->loop) - n->up_ms >= PL_STABLE_MS)
+        n->backoff_ms = pl->reconnect_ms;
     retryLater(n);
     if (pl->h.link != NULL)
         pl->h.link(pl->h.ctx, n->id, false);
@@ -279,7 +286,7 @@ static void connectCb(struct raft_mux_peer_connect *req, uv_stream_t *stream, in
     }
     n->stream = stream;
     n->state = PL_UP;
-    n->backoff_ms = pl->reconnect_ms;
+    n->up_ms = uv_now(pl->loop);
     if (n->ever_up)
         n->st.reconnects++;
     n->ever_up = true;
