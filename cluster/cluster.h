@@ -202,6 +202,10 @@ struct cluster_config {
      * propose (PC_ENOSPC, SIP 503 "disk full") before raft or RocksDB hit ENOSPC; it takes
      * writes again once free space is back above it (docs/OPERATIONS.md). 0 = no guard. */
     uint64_t min_free_bytes;
+    /* Mutual TLS on the cluster port (cluster_tls.h): PEM files of the pool CA, this node's
+     * certificate and its key; all three, or none (NULL or "": plain TCP, logged as a
+     * warning at start). */
+    const char *tls_ca, *tls_cert, *tls_key;
 };
 
 /* Before anything is opened: while the filesystem of data_dir has less than half of
@@ -299,6 +303,14 @@ struct cluster_peer_info {
     size_t queued_bytes;
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);
+
+/* The cluster port: connections, and the ones refused (raft_mux.h explains each counter). */
+struct cluster_port_stats {
+    bool tls; /* mutual TLS with the pool CA */
+    uint64_t accepted, rejected, dials, dials_failed;
+    uint64_t refused_tls, refused_identity, refused_unknown, dials_refused;
+};
+void cluster_port_stats(const struct cluster *cl, struct cluster_port_stats *out);
 uint64_t cluster_node_id(const struct cluster *cl);
 /* Hands the ownership of shard group `group` (1..S) to node (0 = any up-to-date one).
  * Returns 0 (started: the move takes about one round trip), PC_ENOTLEADER with *leader set

@@ -3,10 +3,7 @@
  * loop pass, and resumable framing of inbound connections. See peer.h. */
 #include "cluster/peer.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cluster/raft_mux.h"
 #include "common/pc_alloc.h"
@@ -19,6 +16,10 @@
 #define PL_DEFAULT_FRAME ((size_t)4 << 20)
 #define PL_DEFAULT_RECONNECT_MS 100u
 #define PL_MAX_BACKOFF_MS 2000u
+/* A link must stay up this long before a drop redials at once again: a peer that accepts and
+ * then closes at once (a TLS pool refusing a plain node) is retried with a growing backoff,
+ * not ten times a second. */
+#define PL_STABLE_MS 1000u
 #define PL_HDR 5                   /* u32 length + u8 type */
 #define PL_CHUNK_SMALL 4096        /* first copy chunk of an empty queue: one reply is small */
 #define PL_CHUNK ((size_t)64 << 10) /* later copy chunks: a burst fills few of them */
@@ -26,8 +27,6 @@
 #define PL_READ_MIN ((size_t)64 << 10)
 #define PL_READ_KEEP ((size_t)1 << 20) /* a bigger idle read buffer is given back */
 #define PL_READ_MAX ((size_t)1 << 30)  /* uv_buf_t lengths are unsigned */
-#define PL_KEEPALIVE_S 5
-#define PL_USER_TIMEOUT_MS 10000
 
 /* Queued bytes for one destination. A copy chunk holds many whole frames back to back, so a
  * burst of small messages becomes a few large buffers; a shared chunk holds one frame header
@@ -68,11 +67,12 @@ struct pl_node {
     char *address;
     enum pl_state state;
     bool ever_up;
+    uint64_t up_ms;  /* uv_now when the outbound link last came up */
     bool dialing; /* req is pending (counted in pl->pending) */
     struct raft_mux_peer_connect req;
     uv_timer_t timer;
     unsigned backoff_ms;
-    uv_tcp_t *tcp;                 /* outbound, while up */
+    uv_stream_t *stream;           /* outbound, while up (TCP, or a TLS bridge's pipe) */
     struct pl_chunk *head, *tail;  /* not yet handed to uv_write */
     uint64_t queued_msgs;          /* frames in head..tail */
     size_t queued;                 /* frame bytes in head..tail + in `writing` */
@@ -85,7 +85,7 @@ struct pl_node {
 struct pl_in {
     struct peer_link *pl;
     struct pl_node *node;
-    uv_tcp_t *tcp;
+    uv_stream_t *stream; /* TCP, or a TLS bridge's pipe */
     uint8_t *buf; /* unparsed bytes start at buf[0] */
     size_t len, cap;
     size_t need; /* bytes the partial frame at buf[0] needs in all, once its length is known */
@@ -192,11 +192,11 @@ static void outClosed(uv_handle_t *h)
     maybeFinish(pl);
 }
 
-static void closeOutTcp(struct pl_node *n, uv_tcp_t *tcp)
+static void closeOutStream(struct pl_node *n, uv_stream_t *stream)
 {
-    tcp->data = n;
+    stream->data = n;
     n->pl->pending++;
-    uv_close((uv_handle_t *)tcp, outClosed);
+    uv_close((uv_handle_t *)stream, outClosed);
 }
 
 /* Forgets the queue and detaches the write in flight; returns the frames dropped. */
@@ -226,8 +226,10 @@ static void outDown(struct pl_node *n, const char *why)
     n->st.dropped_down += dropped;
     pc_notice("peer link to node %llu (%s) down: %s; %llu queued messages dropped",
               (unsigned long long)n->id, n->address, why, (unsigned long long)dropped);
-    closeOutTcp(n, n->tcp);
-    n->tcp = NULL;
+    closeOutStream(n, n->stream);
+    n->stream = NULL;
+    if (uv_now(pl->loop) - n->up_ms >= PL_STABLE_MS)
+        n->backoff_ms = pl->reconnect_ms;
     retryLater(n);
     if (pl->h.link != NULL)
         pl->h.link(pl->h.ctx, n->id, false);
@@ -252,28 +254,15 @@ static void outRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         outDown(n, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
 }
 
-/* A peer that loses power sends no FIN: without these our queue to it would sit (and fill to
- * PC_EBUSY) for the kernel's ~15 min retransmission timeout, and an idle link would look up
- * forever. Keepalive probes an idle link; TCP_USER_TIMEOUT fails one whose data goes
- * unacknowledged. Best effort: a failure only loses the faster detection. */
-static void detectDeadPeer(uv_tcp_t *tcp)
-{
-    uv_os_fd_t fd;
-    unsigned timeout = PL_USER_TIMEOUT_MS;
-    uv_tcp_keepalive(tcp, 1, PL_KEEPALIVE_S);
-    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
-}
-
-static void connectCb(struct raft_mux_peer_connect *req, uv_tcp_t *tcp, int status)
+static void connectCb(struct raft_mux_peer_connect *req, uv_stream_t *stream, int status)
 {
     struct pl_node *n = req->data;
     struct peer_link *pl = n->pl;
     n->dialing = false;
     pl->pending--;
     if (pl->closing) {
-        if (tcp != NULL)
-            closeOutTcp(n, tcp);
+        if (stream != NULL)
+            closeOutStream(n, stream);
         maybeFinish(pl);
         return;
     }
@@ -284,19 +273,20 @@ static void connectCb(struct raft_mux_peer_connect *req, uv_tcp_t *tcp, int stat
         retryLater(n);
         return;
     }
-    tcp->data = n;
-    detectDeadPeer(tcp);
-    int rv = uv_read_start((uv_stream_t *)tcp, outAlloc, outRead);
+    /* The mux set keepalive and TCP_USER_TIMEOUT on the socket (the real one in TLS mode):
+     * a peer that vanished without a FIN fails the link in seconds, not minutes. */
+    stream->data = n;
+    int rv = uv_read_start(stream, outAlloc, outRead);
     if (rv != 0) {
         pc_warn("peer link to node %llu: cannot read: %s", (unsigned long long)n->id,
                 uv_strerror(rv));
-        closeOutTcp(n, tcp);
+        closeOutStream(n, stream);
         retryLater(n);
         return;
     }
-    n->tcp = tcp;
+    n->stream = stream;
     n->state = PL_UP;
-    n->backoff_ms = pl->reconnect_ms;
+    n->up_ms = uv_now(pl->loop);
     if (n->ever_up)
         n->st.reconnects++;
     n->ever_up = true;
@@ -313,7 +303,7 @@ static void dial(struct pl_node *n)
     struct peer_link *pl = n->pl;
     n->state = PL_DIALING;
     n->req.data = n;
-    int rv = raft_mux_peer_connect(pl->mux, &n->req, n->address, connectCb);
+    int rv = raft_mux_peer_connect(pl->mux, &n->req, n->id, n->address, connectCb);
     if (rv != 0) {
         pc_debug("peer link: cannot dial node %llu (%s): %s", (unsigned long long)n->id,
                  n->address, pc_strerror(rv));
@@ -378,7 +368,7 @@ static void writeBatch(struct pl_node *n)
     w->node = n;
     w->req.data = w;
     n->writing = w;
-    int rv = uv_write(&w->req, (uv_stream_t *)n->tcp, pl->iov, (unsigned)niov, writeCb);
+    int rv = uv_write(&w->req, n->stream, pl->iov, (unsigned)niov, writeCb);
     if (rv != 0) {
         /* The callback will not fire: account as writeCb would, then free. */
         n->writing = NULL;
@@ -511,7 +501,7 @@ static void inClose(struct pl_in *in)
     if (in->node->in == in)
         in->node->in = NULL;
     in->pl->pending++;
-    uv_close((uv_handle_t *)in->tcp, inClosed);
+    uv_close((uv_handle_t *)in->stream, inClosed);
 }
 
 /* Delivers every whole frame in the buffer and keeps the partial one at its start, so framing
@@ -604,14 +594,14 @@ static void acceptCb(void *arg, const struct raft_mux_peer_accept *acc)
         /* DESIGN.md §3.7: node-to-node traffic only from pool members. */
         pc_warn("peer link: refusing connection from node %llu (%s): not a peer",
                 (unsigned long long)acc->node_id, acc->address);
-        uv_close((uv_handle_t *)acc->tcp, raft_mux_handle_free);
+        uv_close((uv_handle_t *)acc->stream, raft_mux_handle_free);
         return;
     }
     struct pl_in *in = pc_calloc(1, sizeof *in);
     in->pl = pl;
     in->node = n;
-    in->tcp = acc->tcp;
-    in->tcp->data = in;
+    in->stream = acc->stream;
+    in->stream->data = in;
     in->next = pl->ins;
     if (pl->ins != NULL)
         pl->ins->prev = in;
@@ -634,7 +624,7 @@ static void acceptCb(void *arg, const struct raft_mux_peer_accept *acc)
     }
     if (in->closing)
         return;
-    int rv = uv_read_start((uv_stream_t *)in->tcp, inAlloc, inRead);
+    int rv = uv_read_start(in->stream, inAlloc, inRead);
     if (rv != 0) {
         pc_warn("peer link: cannot read from node %llu: %s", (unsigned long long)n->id,
                 uv_strerror(rv));
@@ -767,9 +757,9 @@ void peer_link_close(struct peer_link *pl, void (*cb)(void *arg), void *arg)
         dropQueue(n);
         if (n->dialing)
             raft_mux_peer_connect_cancel(&n->req); /* connectCb still fires: counted */
-        if (n->tcp != NULL) {
-            closeOutTcp(n, n->tcp);
-            n->tcp = NULL;
+        if (n->stream != NULL) {
+            closeOutStream(n, n->stream);
+            n->stream = NULL;
         }
         n->timer.data = pl;
         pl->pending++;

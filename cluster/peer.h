@@ -44,7 +44,8 @@ struct peer_link_config {
     const struct peer_addr *peers; /* copied; may include self: ignored */
     size_t n_peers;
     size_t max_queue_bytes; /* per destination, frames queued or in flight; 0 = 8 MiB */
-    unsigned reconnect_ms;  /* backoff start; 0 = 100 ms, doubling to 2 s */
+    unsigned reconnect_ms;  /* backoff start; 0 = 100 ms, doubling to 2 s (back to the start
+                               once a link stayed up 1 s) */
     size_t max_frame_bytes; /* type + payload; 0 = 4 MiB; a bigger (or empty) inbound frame
                                is a protocol error: the connection is closed and logged */
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/cluster_tls.h"
 #include "cluster/fsm_util.h"
 #include "cluster/pool_int.h"
 #include "cluster/roomfile.h"
@@ -421,13 +422,31 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     if (rc != 0)
         goto fail;
 
-    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address};
+    SSL_CTX *tls = NULL;
+    if (cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0') {
+        rc = cluster_tls_context(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cl->self, &tls,
+                                 errmsg, errlen);
+        if (rc != 0)
+            goto fail;
+        char what[512];
+        cluster_tls_describe(tls, what, sizeof what);
+        pc_notice("cluster: mutual TLS on the cluster port with the pool CA %s; this node's %s",
+                  cfg->tls_ca, what);
+    } else {
+        pc_warn("cluster: THE CLUSTER PORT %s IS NOT AUTHENTICATED: raft and node-to-node "
+                "traffic go in clear text, and anyone who can reach the port can pose as a "
+                "pool node. Set [cluster] tls_ca, tls_cert and tls_key (docs/OPERATIONS.md, "
+                "deploy/pool-ca)", cl->address);
+    }
+    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address, .tls = tls};
     rc = raft_mux_create(loop, &mc, &cl->mux);
+    SSL_CTX_free(tls); /* the mux holds its own reference */
     if (rc != 0) {
         snprintf(errmsg, errlen, "cannot listen on the cluster port %s (%s): is another node "
                  "using it? set [cluster] listen", cl->address, pc_strerror(rc));
         goto fail;
     }
+    raft_mux_set_admit(cl->mux, members_admit, cl);
     struct peer_addr *pa = pc_calloc(cl->n_nodes, sizeof *pa);
     for (size_t i = 0; i < cl->n_nodes; i++)
         pa[i] = (struct peer_addr){cl->nodes[i].id, cl->nodes[i].address};
@@ -515,6 +534,10 @@ void cluster_close(struct cluster *cl, void (*cb)(void *arg), void *arg)
     cl->closing = true;
     cl->close_cb = cb;
     cl->close_arg = arg;
+    /* The groups are freed before the cluster port closes: the admit filter must not look
+     * at them any more. Connections that arrive meanwhile are refused as not served (their
+     * groups are closing, the peer link is gone), which is what they are. */
+    raft_mux_set_admit(cl->mux, NULL, NULL);
     /* Callers are answered first (nothing more is proposed), then the pieces close in the
      * reverse order of their start. */
     route_close(cl);
@@ -624,6 +647,18 @@ size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, si
         n++;
     }
     return n;
+}
+
+void cluster_port_stats(const struct cluster *cl, struct cluster_port_stats *out)
+{
+    const struct raft_mux_stats *m = raft_mux_stats(cl->mux);
+    *out = (struct cluster_port_stats){.tls = raft_mux_tls(cl->mux), .accepted = m->accepted,
+                                       .rejected = m->rejected, .dials = m->dials,
+                                       .dials_failed = m->dials_failed,
+                                       .refused_tls = m->refused_tls,
+                                       .refused_identity = m->refused_identity,
+                                       .refused_unknown = m->refused_unknown,
+                                       .dials_refused = m->dials_refused};
 }
 
 /* ---- files (local reads: every replica stores what its shards committed) ---------------- */

@@ -268,6 +268,9 @@ bool disk_refuse_write(struct cluster *cl);
 
 /* pool_members.c */
 void members_tick(struct cluster *cl);
+/* The cluster port's admit filter (raft_mux_set_admit; arg = cl): whether node id may talk
+ * to this node. See pool_members.c. */
+bool members_admit(void *arg, uint64_t id);
 
 /* pool_backfill.c */
 void backfill_tick(struct cluster *cl, uint64_t now);

@@ -187,6 +187,47 @@ int cluster_node_remove(struct cluster *cl, uint64_t id, meta_cb cb, void *arg, 
     return change(cl, id, NULL, cb, arg, err, errlen);
 }
 
+/* Who may use this node's cluster port: DESIGN.md §3.7, "node-to-node traffic only from pool
+ * members". Known are:
+ *  - the pool's members (the metadata's list once set, else [cluster] peers, which also lists
+ *    the pool a joining node is about to join);
+ *  - every node in a raft configuration this node holds: a node being added (there before
+ *    it votes) or removed (still there while it hands its leaderships over).
+ * Anyone else is refused, with one exception: while this node knows no metadata leader
+ * (starting, cut off, or never added yet), its own view may be stale, and a member added
+ * meanwhile must still reach it or it could never catch up (if that member leads the
+ * metadata group, it is the only one that would send the change). Such a node admits any
+ * node the transport authenticated (with TLS: a certificate of the pool CA naming it) until
+ * it hears from a leader again; once it has one, its view is the leader's within a heartbeat. */
+bool members_admit(void *arg, uint64_t id)
+{
+    struct cluster *cl = arg;
+    struct member m[MEMBERS_MAX];
+    size_t n = current(cl, m, MEMBERS_MAX);
+    if (find(m, n, id) != NULL)
+        return true;
+    struct group_member gm[MEMBERS_MAX];
+    for (uint32_t i = 0; i <= cl->n_shards; i++) {
+        const struct group *g = i == 0 ? cl->meta_g : cl->shards[i - 1].g;
+        if (g == NULL)
+            continue; /* not started yet */
+        size_t gn = group_members(g, gm, MEMBERS_MAX);
+        for (size_t k = 0; k < gn && k < MEMBERS_MAX; k++)
+            if (gm[k].id == id)
+                return true;
+    }
+    struct group_status st = {0};
+    if (cl->meta_g != NULL)
+        group_status(cl->meta_g, &st);
+    if (st.leader == 0) {
+        pc_debug("cluster: admitting node %llu although not a member as this node knows it: "
+                 "no metadata leader known, so that view may be stale",
+                 (unsigned long long)id);
+        return true;
+    }
+    return false;
+}
+
 size_t cluster_members(const struct cluster *cl, struct cluster_node *out, char (*addr)[128],
                        size_t max)
 {

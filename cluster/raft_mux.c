@@ -1,6 +1,6 @@
 /* The cluster port: listener, preamble codec, inbound routing, peer-link API. See
- * raft_mux.h; outbound connects are in raft_mux_dial.c, the raft transport in
- * raft_mux_raft.c. */
+ * raft_mux.h; outbound connects are in raft_mux_dial.c, TLS and identity checks in
+ * raft_mux_auth.c, the raft transport in raft_mux_raft.c. */
 #include "cluster/raft_mux.h"
 
 #include <errno.h>
@@ -14,24 +14,12 @@
 #include "common/pc_bin.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "common/pc_tls_pipe.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
 #define DEFAULT_PREAMBLE_TIMEOUT_MS 2000
 #define DEFAULT_MAX_PENDING 256
 #define LOG_LINES_PER_SECOND 10
-
-/* An inbound connection until its preamble is complete. */
-struct rmx_in {
-    struct raft_mux *m;
-    uv_tcp_t *tcp; /* raft_malloc'd: it may end up in raft's hands */
-    uint64_t deadline;
-    size_t got;  /* bytes in buf */
-    size_t need; /* preamble length: RMX_FIXED_LEN until the fixed part is checked */
-    unsigned kind; /* 0 until the fixed part is checked */
-    char peer[64]; /* remote ip:port for logs */
-    uint8_t buf[RMX_PREAMBLE_MAX + RMX_PEER_SLACK];
-    struct rmx_in *prev, *next;
-};
 
 /* ---- preamble ------------------------------------------------------------------------ */
 
@@ -147,6 +135,7 @@ static void maybeFinishClose(struct raft_mux *m)
         return;
     void (*cb)(void *) = m->close_cb;
     void *arg = m->close_arg;
+    SSL_CTX_free(m->tls); /* bridges still open hold their own references */
     pc_free(m);
     if (cb != NULL)
         cb(arg);
@@ -177,8 +166,6 @@ static void rawHandleClosedCb(uv_handle_t *h)
 
 /* ---- deadlines --------------------------------------------------------------------------- */
 
-static void inReject(struct rmx_in *in, int level, const char *why);
-
 static void sweepCb(uv_timer_t *t)
 {
     struct raft_mux *m = t->data;
@@ -187,7 +174,9 @@ static void sweepCb(uv_timer_t *t)
     while (in != NULL) {
         struct rmx_in *next = in->next;
         if (now >= in->deadline)
-            inReject(in, PC_LOG_WARN, "no complete preamble in time");
+            rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_BAD_PREAMBLE,
+                          in->tp != NULL ? "no TLS handshake and preamble in time"
+                                         : "no complete preamble in time");
         in = next;
     }
     rmx_dial_sweep(m, now);
@@ -220,19 +209,47 @@ static void inUnlink(struct rmx_in *in)
         m->ins = in->next;
     if (in->next != NULL)
         in->next->prev = in->prev;
+    in->prev = in->next = NULL;
     m->n_ins--;
 }
 
-static void inReject(struct rmx_in *in, int level, const char *why)
+void rmx_in_reject(struct rmx_in *in, int level, enum rmx_verdict verdict, const char *why)
 {
     struct raft_mux *m = in->m;
     m->stats.rejected++;
-    rmx_log_limited(m, level, "cluster port: closing connection from %s: %s", in->peer, why);
+    if (why != NULL)
+        rmx_log_limited(m, level, "cluster port: closing connection from %s: %s", in->peer, why);
     inUnlink(in);
-    in->tcp->data = m;
-    m->pending_closes++;
-    uv_close((uv_handle_t *)in->tcp, rawHandleClosedCb); /* also stops reading */
+    if (in->tp != NULL) {
+        /* A TLS dialler waiting for the verdict learns why instead of seeing a reset; the
+         * pipe's closed callback frees in. */
+        uint8_t v = (uint8_t)verdict;
+        if (in->kind != 0 && in->got >= in->need)
+            (void)pc_tls_pipe_write(in->tp, &v, 1);
+        m->pending_closes++;
+        pc_tls_pipe_close(in->tp, true);
+        return;
+    }
+    if (in->tcp != NULL) {
+        in->tcp->data = m;
+        m->pending_closes++;
+        uv_close((uv_handle_t *)in->tcp, rawHandleClosedCb); /* also stops reading */
+    }
     pc_free(in);
+}
+
+bool rmx_in_check_fixed(struct rmx_in *in)
+{
+    const char *why = rmx_preamble_check_fixed(in->buf, &in->need);
+    if (why != NULL && in->tp == NULL && in->buf[0] == 0x16 && in->buf[1] == 0x03)
+        why = "it starts a TLS handshake: the dialling node runs [cluster] tls_* and this node "
+              "does not (every node of a pool needs the same setting)";
+    if (why != NULL) {
+        rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_BAD_PREAMBLE, why);
+        return false;
+    }
+    in->kind = in->buf[5];
+    return true;
 }
 
 static void inAllocCb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -245,54 +262,97 @@ static void inAllocCb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)in->buf + in->got, (unsigned)want);
 }
 
-static void routeRaft(struct rmx_in *in, const struct rmx_preamble *p)
+/* Why the sender may not use this port, or NULL; *verdict and *level say how to refuse. The
+ * identity checks come first: they hold whatever the connection wants. */
+static const char *inRefusal(struct rmx_in *in, const struct rmx_preamble *p,
+                             enum rmx_verdict *verdict, int *level, char *why, size_t cap)
 {
     struct raft_mux *m = in->m;
+    *level = PC_LOG_WARN;
+    if (m->closing) {
+        *verdict = RMX_VERDICT_NOT_SERVED;
+        *level = PC_LOG_DEBUG;
+        return "shutting down";
+    }
+    if (in->tp != NULL && !rmx_in_identity(in, p)) {
+        *verdict = RMX_VERDICT_IDENTITY;
+        *level = -1; /* logged */
+        return "identity";
+    }
+    if (m->admit != NULL && !m->admit(m->admit_arg, p->sender)) {
+        m->stats.refused_unknown++;
+        rmx_refuse_log(m, RMX_VERDICT_UNKNOWN, p->sender,
+                       "cluster port: refused node %llu (%s, from %s): not a member of the "
+                       "pool as this node knows it; add it with pchatctl node add (if it was "
+                       "just added, this passes once the change reaches this node)",
+                       (unsigned long long)p->sender, p->address, in->peer);
+        *verdict = RMX_VERDICT_UNKNOWN;
+        *level = -1;
+        return "unknown";
+    }
+    *verdict = RMX_VERDICT_NOT_SERVED;
+    if (p->kind == RMX_KIND_PEER) {
+        return m->peer_cb == NULL ? "peer link not served here (no handler)" : NULL;
+    }
     struct rmx_group *g;
     HASH_FIND(hh, m->groups, &p->group, sizeof p->group, g);
     if (g == NULL) {
-        char why[96];
-        snprintf(why, sizeof why, "unknown raft group %llu", (unsigned long long)p->group);
-        inReject(in, PC_LOG_WARN, why);
-        return;
+        snprintf(why, cap, "unknown raft group %llu", (unsigned long long)p->group);
+        return why;
     }
     if (g->accept_cb == NULL || g->closing) {
         /* Normal while groups start or stop: the peer retries after its retry delay. */
-        char why[96];
-        snprintf(why, sizeof why, "raft group %llu not %s here", (unsigned long long)p->group,
+        snprintf(why, cap, "raft group %llu not %s here", (unsigned long long)p->group,
                  g->closing ? "open any more" : "started yet");
-        inReject(in, PC_LOG_DEBUG, why);
-        return;
+        *level = PC_LOG_DEBUG;
+        return why;
     }
-    uv_tcp_t *tcp = in->tcp;
-    inUnlink(in);
-    pc_free(in);
-    tcp->data = NULL;
-    m->stats.routed_raft++;
-    /* raft calls uv_read_start with its own callbacks; inside libuv's read loop that simply
-     * continues with raft's alloc/read callbacks, which is what we want. */
-    g->accept_cb(g->t, p->sender, p->address, (uv_stream_t *)tcp);
+    return NULL;
 }
 
-static void routePeer(struct rmx_in *in, const struct rmx_preamble *p)
+void rmx_in_preamble(struct rmx_in *in, const uint8_t *early, size_t early_len)
 {
     struct raft_mux *m = in->m;
-    if (m->peer_cb == NULL) {
-        inReject(in, PC_LOG_WARN, "peer link not served here (no handler)");
+    struct rmx_preamble p;
+    const char *why = rmx_preamble_decode(in->buf, in->need, &p);
+    if (why != NULL) {
+        rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_BAD_PREAMBLE, why);
         return;
     }
+    enum rmx_verdict verdict;
+    int level;
+    char buf[96];
+    why = inRefusal(in, &p, &verdict, &level, buf, sizeof buf);
+    if (why != NULL) {
+        rmx_in_reject(in, level, verdict, level >= 0 ? why : NULL);
+        return;
+    }
+    uv_stream_t *stream;
+    if (in->tp != NULL) {
+        stream = rmx_tls_in_handover(in, early, early_len);
+        if (stream == NULL)
+            return;
+        early_len = 0; /* they are the stream's first bytes now */
+    } else {
+        stream = (uv_stream_t *)in->tcp;
+    }
     inUnlink(in);
-    in->tcp->data = NULL;
-    m->stats.routed_peer++;
-    struct raft_mux_peer_accept acc = {
-        .node_id = p->sender,
-        .address = p->address,
-        .tcp = in->tcp,
-        .data = in->buf + in->need,
-        .len = in->got - in->need,
-    };
-    /* in stays allocated during the call: acc.data points into it. */
-    m->peer_cb(m->peer_arg, &acc);
+    stream->data = NULL;
+    if (p.kind == RMX_KIND_RAFT) {
+        struct rmx_group *g;
+        HASH_FIND(hh, m->groups, &p.group, sizeof p.group, g);
+        m->stats.routed_raft++;
+        /* raft calls uv_read_start with its own callbacks; inside libuv's read loop that
+         * simply continues with raft's alloc/read callbacks, which is what we want. */
+        g->accept_cb(g->t, p.sender, p.address, stream);
+    } else {
+        m->stats.routed_peer++;
+        struct raft_mux_peer_accept acc = {.node_id = p.sender, .address = p.address,
+                                           .stream = stream, .data = early, .len = early_len};
+        /* early may point into in->buf: in stays allocated during the call. */
+        m->peer_cb(m->peer_arg, &acc);
+    }
+    /* TLS: the bridge lives on its own now (it may outlive the mux), without in. */
     pc_free(in);
 }
 
@@ -303,37 +363,17 @@ static void inReadCb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return; /* EAGAIN */
     if (nread < 0) {
-        inReject(in, PC_LOG_INFO,
-                 nread == UV_EOF ? "closed before its preamble" : uv_strerror((int)nread));
+        rmx_in_reject(in, PC_LOG_INFO, RMX_VERDICT_BAD_PREAMBLE,
+                      nread == UV_EOF ? "closed before its preamble" : uv_strerror((int)nread));
         return;
     }
     in->got += (size_t)nread;
-    if (in->kind == 0 && in->got >= RMX_FIXED_LEN) {
-        const char *why = rmx_preamble_check_fixed(in->buf, &in->need);
-        if (why != NULL) {
-            inReject(in, PC_LOG_WARN, why);
-            return;
-        }
-        in->kind = in->buf[5];
-    }
+    if (in->kind == 0 && in->got >= RMX_FIXED_LEN && !rmx_in_check_fixed(in))
+        return;
     if (in->kind == 0 || in->got < in->need)
         return;
-
     uv_read_stop(s);
-    struct rmx_preamble p;
-    const char *why = rmx_preamble_decode(in->buf, in->need, &p);
-    if (why != NULL) {
-        inReject(in, PC_LOG_WARN, why);
-        return;
-    }
-    if (in->m->closing) {
-        inReject(in, PC_LOG_DEBUG, "shutting down");
-        return;
-    }
-    if (p.kind == RMX_KIND_RAFT)
-        routeRaft(in, &p);
-    else
-        routePeer(in, &p);
+    rmx_in_preamble(in, in->buf + in->need, in->got - in->need);
 }
 
 static void peerName(uv_tcp_t *tcp, char *out, size_t size)
@@ -354,6 +394,26 @@ static void peerName(uv_tcp_t *tcp, char *out, size_t size)
     snprintf(out, size, "%s:%d", ip, port);
 }
 
+/* Plain mode: accepts into a raft_malloc'd TCP handle (it may go to raft as it is). */
+static int plainAccept(struct rmx_in *in, uv_stream_t *server)
+{
+    struct raft_mux *m = in->m;
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    if (tcp == NULL)
+        return PC_ENOMEM;
+    uv_tcp_init(m->loop, tcp);
+    int rv = uv_accept(server, (uv_stream_t *)tcp);
+    if (rv != 0) {
+        tcp->data = m;
+        m->pending_closes++;
+        uv_close((uv_handle_t *)tcp, rawHandleClosedCb);
+        return PC_EIO;
+    }
+    tcp->data = in;
+    in->tcp = tcp;
+    return 0;
+}
+
 static void listenCb(uv_stream_t *server, int status)
 {
     struct raft_mux *m = server->data;
@@ -362,42 +422,37 @@ static void listenCb(uv_stream_t *server, int status)
         rmx_log_limited(m, PC_LOG_WARN, "cluster port: accept failed: %s", uv_strerror(status));
         return;
     }
-    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
-    if (tcp == NULL) {
-        pc_error("cluster port: out of memory accepting a connection");
-        return;
-    }
-    uv_tcp_init(m->loop, tcp);
-    tcp->data = m;
-    int rv = uv_accept(server, (uv_stream_t *)tcp);
-    if (rv != 0 || m->closing || m->n_ins >= m->max_pending) {
-        if (rv == 0)
-            m->stats.rejected++;
-        rmx_log_limited(m, PC_LOG_WARN, "cluster port: refusing a connection: %s",
-                        rv != 0 ? uv_strerror(rv)
-                        : m->closing ? "shutting down"
-                                     : "too many connections still in their preamble");
-        m->pending_closes++;
-        uv_close((uv_handle_t *)tcp, rawHandleClosedCb);
-        return;
-    }
-    m->stats.accepted++;
     struct rmx_in *in = pc_calloc(1, sizeof *in);
     in->m = m;
-    in->tcp = tcp;
     in->need = RMX_FIXED_LEN;
     in->deadline = uv_now(m->loop) + m->preamble_timeout_ms;
+    int rv = m->tls != NULL ? rmx_tls_accept(in, server) : plainAccept(in, server);
+    if (rv != 0) {
+        rmx_log_limited(m, PC_LOG_WARN, "cluster port: cannot accept a connection: %s",
+                        pc_strerror(rv));
+        if (in->tp == NULL)
+            pc_free(in);
+        return;
+    }
+    uv_tcp_t *tcp = in->tp != NULL ? pc_tls_pipe_tcp(in->tp) : in->tcp;
     peerName(tcp, in->peer, sizeof in->peer);
     in->next = m->ins;
     if (m->ins != NULL)
         m->ins->prev = in;
     m->ins = in;
     m->n_ins++;
-    tcp->data = in;
+    if (m->closing || m->n_ins > m->max_pending) {
+        rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_NOT_SERVED,
+                      m->closing ? "shutting down"
+                                 : "too many connections still in their preamble");
+        return;
+    }
+    m->stats.accepted++;
     uv_tcp_nodelay(tcp, 1);
-    rv = uv_read_start((uv_stream_t *)tcp, inAllocCb, inReadCb);
+    rv = in->tp != NULL ? pc_tls_pipe_start(in->tp)
+                        : uv_read_start((uv_stream_t *)tcp, inAllocCb, inReadCb);
     if (rv != 0) {
-        inReject(in, PC_LOG_WARN, uv_strerror(rv));
+        rmx_in_reject(in, PC_LOG_WARN, RMX_VERDICT_BAD_PREAMBLE, "cannot read");
         return;
     }
     rmx_sweep_arm(m);
@@ -429,6 +484,8 @@ int raft_mux_create(uv_loop_t *loop, const struct raft_mux_config *cfg, struct r
     m->preamble_timeout_ms =
         cfg->preamble_timeout_ms ? cfg->preamble_timeout_ms : DEFAULT_PREAMBLE_TIMEOUT_MS;
     m->max_pending = cfg->max_pending ? cfg->max_pending : DEFAULT_MAX_PENDING;
+    if (cfg->tls != NULL && SSL_CTX_up_ref(cfg->tls) == 1)
+        m->tls = cfg->tls;
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
     uv_tcp_init(loop, &m->listener);
@@ -462,7 +519,7 @@ int raft_mux_close(struct raft_mux *m, void (*cb)(void *arg), void *arg)
     m->close_cb = cb;
     m->close_arg = arg;
     while (m->ins != NULL)
-        inReject(m->ins, PC_LOG_DEBUG, "shutting down");
+        rmx_in_reject(m->ins, PC_LOG_DEBUG, RMX_VERDICT_NOT_SERVED, "shutting down");
     for (struct rmx_dial *d = m->dials; d != NULL; d = d->next)
         rmx_dial_fail(d, PC_ECANCELED);
     m->pending_closes += 2;
@@ -474,6 +531,18 @@ int raft_mux_close(struct raft_mux *m, void (*cb)(void *arg), void *arg)
 const struct raft_mux_stats *raft_mux_stats(const struct raft_mux *m)
 {
     return &m->stats;
+}
+
+void raft_mux_set_admit(struct raft_mux *m, bool (*admit)(void *arg, uint64_t node_id),
+                        void *arg)
+{
+    m->admit = admit;
+    m->admit_arg = arg;
+}
+
+bool raft_mux_tls(const struct raft_mux *m)
+{
+    return m->tls != NULL;
 }
 
 /* ---- peer link --------------------------------------------------------------------------- */
@@ -489,22 +558,24 @@ struct peer_dial {
     struct raft_mux_peer_connect *req;
 };
 
-static void peerDialDone(struct rmx_dial *d, uv_tcp_t *tcp, int status)
+static void peerDialDone(struct rmx_dial *d, uv_stream_t *stream, int status)
 {
     struct peer_dial *pd = (struct peer_dial *)d;
     struct raft_mux_peer_connect *req = pd->req;
     pc_free(pd);
     req->priv_ = NULL;
-    req->cb(req, tcp, status);
+    req->cb(req, stream, status);
 }
 
 int raft_mux_peer_connect(struct raft_mux *m, struct raft_mux_peer_connect *req,
-                          const char *address, raft_mux_peer_connect_cb cb)
+                          uint64_t node_id, const char *address, raft_mux_peer_connect_cb cb)
 {
     if (m->closing)
         return PC_ECLOSED;
     struct peer_dial *pd = pc_calloc(1, sizeof *pd);
     pd->req = req;
+    pd->d.expect = node_id;
+    pd->d.keepalive = true;
     pd->d.preamble_len = rmx_preamble_encode(pd->d.preamble, RMX_KIND_PEER, 0, m->node_id,
                                              m->address);
     req->cb = cb;

@@ -2,8 +2,10 @@
 #ifndef RAFT_MUX_H
 #define RAFT_MUX_H
 
+#include <openssl/ssl.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -16,21 +18,37 @@
  *   u64 raft group id (0 for peer) | u64 sender node id (non-zero) | address bytes
  *
  * The address is the sender's advertised cluster address; raft wants it for the
- * configuration and for raft_leader(). Nothing is authenticated yet: the preamble is what a
- * TLS handshake will later vouch for.
+ * configuration and for raft_leader().
  *
- * The accepting side reads exactly the preamble for raft connections (raft must see its own
- * first byte), then hands the stream to the group's raft_uv. A bad magic, version, kind,
- * address, a group that is unknown or not started, or a preamble that does not arrive within
- * preamble_timeout_ms closes the connection with a (rate-limited) log line; raft_uv on the
- * other side simply retries after its connect_retry_delay.
+ * Plain mode (no TLS context): the preamble is the first bytes on the TCP connection and is
+ * taken on trust. The accepting side reads exactly the preamble for raft connections (raft
+ * must see its own first byte), then hands the TCP stream to the group's raft_uv.
  *
- * Every socket gets TCP_NODELAY (libraft never sets it; Nagle plus delayed ACK cost ~40 ms
- * tails, RAFT-ROCKSDB.md P4), and every outbound connect is bounded by connect_timeout_ms.
+ * TLS mode (cfg.tls set: every connection, both directions): the connection starts with a
+ * TLS 1.3 handshake in which both sides present a certificate of the pool CA naming their
+ * node id (cluster/cluster_tls.h); the preamble is then the first plaintext, and the
+ * accepting side answers one verdict byte (RMX_VERDICT_*, raft_mux_int.h) before anything
+ * else, so that a refused dialler fails its connect with the reason instead of seeing a
+ * connection that dies. The acceptor refuses a handshake without a valid certificate, a
+ * preamble whose sender is not the node its certificate names, and (both modes) a sender
+ * the admit filter does not know; the dialler refuses an acceptor whose certificate names
+ * another node than the one it meant to reach. Consumers never see TLS: they get the
+ * plaintext end of a socketpair (a uv_pipe_t) from a TLS pipe (common/pc_tls_pipe.h)
+ * whose other end carries the connection; raft's first byte is the first byte on it.
  *
- * Handles handed out (to raft or to the peer-link handler) are standalone uv_tcp_t blocks
- * from raft_malloc, because raft releases the ones it gets with raft_free; peer-link users
- * release theirs the same way, through raft_mux_handle_free.
+ * A bad magic, version, kind, address, a group that is unknown or not started, a refused
+ * identity, or a handshake and preamble that do not complete within preamble_timeout_ms
+ * close the connection with a (rate-limited) log line; raft_uv on the other side simply
+ * retries after its connect_retry_delay.
+ *
+ * Every TCP socket gets TCP_NODELAY (libraft never sets it; Nagle plus delayed ACK cost
+ * ~40 ms tails, RAFT-ROCKSDB.md P4), and every outbound connect (with its handshake and
+ * verdict) is bounded by connect_timeout_ms.
+ *
+ * Streams handed out (to raft or to the peer-link handler) are standalone blocks from
+ * raft_malloc (a uv_tcp_t in plain mode, a uv_pipe_t in TLS mode), because raft releases
+ * the ones it gets with raft_free; peer-link users release theirs the same way, through
+ * raft_mux_handle_free.
  *
  * Single-threaded: everything runs on the loop given to raft_mux_create. */
 
@@ -45,16 +63,27 @@ struct raft_mux_config {
     unsigned connect_timeout_ms;  /* outbound connect + preamble write; 0 = 2000 */
     unsigned preamble_timeout_ms; /* inbound preamble must arrive within; 0 = 2000 */
     unsigned max_pending;         /* inbound connections still in their preamble; 0 = 256 */
+    SSL_CTX *tls;                 /* NULL = plain; else mutual TLS with this context (built by
+                                     cluster_tls_context; the mux takes its own reference) */
 };
 
 struct raft_mux_stats {
     uint64_t accepted;     /* inbound connections */
     uint64_t routed_raft;  /* handed to a raft group */
     uint64_t routed_peer;  /* handed to the peer-link handler */
-    uint64_t rejected;     /* closed: bad/late preamble, unknown/closed group, no handler */
+    uint64_t rejected;     /* closed: bad/late preamble, unknown/closed group, no handler, and
+                              every refusal counted below */
     uint64_t dials;        /* outbound connects started */
     uint64_t dials_ok;
-    uint64_t dials_failed; /* refused, timed out or canceled */
+    uint64_t dials_failed; /* refused, timed out or canceled (dials_refused included) */
+    /* Refusals, for operators (/metrics pchat_cluster_refused_total{reason}): */
+    uint64_t refused_tls;      /* inbound TLS handshake failed: no certificate, one from
+                                  another CA, expired, or not TLS at all */
+    uint64_t refused_identity; /* inbound: the certificate names no node, or another node
+                                  than the preamble's sender */
+    uint64_t refused_unknown;  /* inbound: the sender is not a node the admit filter knows */
+    uint64_t dials_refused;    /* outbound: the acceptor's certificate failed our checks or
+                                  named another node, or the acceptor refused us */
 };
 
 /* Binds and listens right away, so that peers' connects are answered (and rejected per group
@@ -75,6 +104,16 @@ const struct raft_mux_stats *raft_mux_stats(const struct raft_mux *m);
 /* uv_close_cb that frees a handle received from this module (raft_malloc'd). */
 void raft_mux_handle_free(uv_handle_t *handle);
 
+/* Which sender node ids may use the port: admit(arg, id) is asked for every inbound
+ * connection once its preamble (and in TLS mode its certificate) is in; false refuses it
+ * (counted in refused_unknown, logged). NULL (the default) admits every id. The filter runs
+ * on the loop and must not call into the mux. */
+void raft_mux_set_admit(struct raft_mux *m, bool (*admit)(void *arg, uint64_t node_id),
+                        void *arg);
+
+/* True when the port runs mutual TLS. */
+bool raft_mux_tls(const struct raft_mux *m);
+
 /* ---- raft groups ------------------------------------------------------------------------- */
 
 /* Fills `t` as the raft_uv transport of raft group `group_id` (t->version = 1, state in
@@ -89,12 +128,13 @@ void raft_mux_transport_close(struct raft_uv_transport *t);
 /* ---- peer link --------------------------------------------------------------------------- */
 
 struct raft_mux_peer_accept {
-    uint64_t node_id;    /* sender's node id from its preamble */
+    uint64_t node_id;    /* sender's node id from its preamble (TLS: and its certificate) */
     const char *address; /* sender's advertised address; valid during the callback */
-    uv_tcp_t *tcp;       /* connected, TCP_NODELAY, not reading, data = NULL; now yours:
-                            uv_close it with raft_mux_handle_free (or raft_free it in your
-                            own close callback) */
-    const void *data;    /* bytes that arrived after the preamble; valid during the callback */
+    uv_stream_t *stream; /* connected, not reading, data = NULL; now yours: uv_close it with
+                            raft_mux_handle_free (or raft_free it in your own close
+                            callback) */
+    const void *data;    /* bytes that arrived after the preamble (plain mode; in TLS mode
+                            they are the stream's first bytes); valid during the callback */
     size_t len;
 };
 
@@ -106,10 +146,11 @@ void raft_mux_set_peer_handler(struct raft_mux *m, raft_mux_peer_accept_cb cb, v
 
 struct raft_mux_peer_connect;
 
-/* status 0: tcp is connected, the preamble is written, TCP_NODELAY is on, data = NULL, and it
- * is yours (close it with raft_mux_handle_free). Otherwise tcp is NULL and status is
- * PC_EUNAVAIL (refused/unreachable/reset), PC_ETIMEDOUT or PC_ECANCELED. */
-typedef void (*raft_mux_peer_connect_cb)(struct raft_mux_peer_connect *req, uv_tcp_t *tcp,
+/* status 0: stream is connected, the preamble is written (TLS: and accepted), data = NULL,
+ * and it is yours (close it with raft_mux_handle_free). Otherwise stream is NULL and status
+ * is PC_EUNAVAIL (refused/unreachable/reset), PC_EDENIED (TLS: an identity refused either
+ * way, logged), PC_ETIMEDOUT or PC_ECANCELED. */
+typedef void (*raft_mux_peer_connect_cb)(struct raft_mux_peer_connect *req, uv_stream_t *stream,
                                          int status);
 
 struct raft_mux_peer_connect {
@@ -118,12 +159,15 @@ struct raft_mux_peer_connect {
     void *priv_;                 /* the module's; NULL once cb has fired */
 };
 
-/* Dials a peer's cluster port and writes a PEER preamble carrying this node's id and
- * address. Returns 0 and then cb fires exactly once, always from the loop (never inside this
- * call); req must live until then. Returns PC_EINVAL (unparsable address), PC_ECLOSED or
- * PC_EUNAVAIL without ever firing cb. */
+/* Dials node node_id's cluster port at address and writes a PEER preamble carrying this
+ * node's id and address (TLS: the acceptor's certificate must name node_id). The socket gets
+ * TCP keepalive and a TCP_USER_TIMEOUT, so that a peer that vanished without a FIN is noticed
+ * in seconds. Returns 0 and then cb fires exactly once, always from the loop (never inside
+ * this call; a connect the kernel refuses at once also fails through cb); req must live
+ * until then. Returns PC_EINVAL (unparsable address), PC_ECLOSED or PC_ENOMEM without ever
+ * firing cb. */
 int raft_mux_peer_connect(struct raft_mux *m, struct raft_mux_peer_connect *req,
-                          const char *address, raft_mux_peer_connect_cb cb);
+                          uint64_t node_id, const char *address, raft_mux_peer_connect_cb cb);
 
 /* Cancels a pending connect: its cb fires later with PC_ECANCELED (unless it already
  * fired). */

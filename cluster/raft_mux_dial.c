@@ -1,10 +1,28 @@
-/* Outbound connects on the cluster port: connect, TCP_NODELAY, write the preamble, hand the
- * stream over, all within connect_timeout_ms. Shared by raft transports and the peer link. */
+/* Outbound connects on the cluster port: connect, TCP_NODELAY, write the preamble (TLS: after
+ * the handshake, then wait for the acceptor's verdict; raft_mux_auth.c), hand the stream
+ * over, all within connect_timeout_ms. Shared by raft transports and the peer link. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cluster/raft_mux_int.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "common/pc_tls_pipe.h"
+
+/* A peer that loses power sends no FIN: without these the peer link's queue to it would sit
+ * (and fill to PC_EBUSY) for the kernel's ~15 min retransmission timeout, and an idle link
+ * would look up forever. Keepalive probes an idle link; TCP_USER_TIMEOUT fails one whose
+ * data goes unacknowledged. Set on the real socket, which in TLS mode the consumer never
+ * sees. */
+#define RMX_KEEPALIVE_S 5
+#define RMX_USER_TIMEOUT_MS 10000
+
+static uv_tcp_t *dialTcp(struct rmx_dial *d)
+{
+    return d->tp != NULL ? pc_tls_pipe_tcp(d->tp) : d->tcp;
+}
 
 static void unlinkDial(struct rmx_dial *d)
 {
@@ -18,19 +36,24 @@ static void unlinkDial(struct rmx_dial *d)
     d->prev = d->next = NULL;
 }
 
-static void dialClosedCb(uv_handle_t *h)
+void rmx_dial_closed(struct rmx_dial *d)
 {
-    struct rmx_dial *d = h->data;
     struct raft_mux *m = d->m;
-    raft_free(h);
     unlinkDial(d);
     m->stats.dials_failed++;
-    /* The connect and write requests were completed (with ECANCELED) before this close
-     * callback, so the owner may free d inside done. */
+    /* The connect and write requests were completed (with ECANCELED) before this, so the
+     * owner may free d inside done. */
     d->done(d, NULL, d->status);
     /* done may have closed the mux; this handle still counts as pending, so m is alive
      * until this accounting. */
     rmx_handle_closed(m);
+}
+
+static void dialClosedCb(uv_handle_t *h)
+{
+    struct rmx_dial *d = h->data;
+    raft_free(h);
+    rmx_dial_closed(d);
 }
 
 void rmx_dial_fail(struct rmx_dial *d, int status)
@@ -40,7 +63,19 @@ void rmx_dial_fail(struct rmx_dial *d, int status)
     d->closing = true;
     d->status = status;
     d->m->pending_closes++;
-    uv_close((uv_handle_t *)d->tcp, dialClosedCb);
+    if (d->tp != NULL)
+        rmx_tls_dial_close(d);
+    else
+        uv_close((uv_handle_t *)d->tcp, dialClosedCb);
+}
+
+void rmx_dial_succeed(struct rmx_dial *d, uv_stream_t *stream)
+{
+    struct raft_mux *m = d->m;
+    unlinkDial(d);
+    m->stats.dials_ok++;
+    stream->data = NULL;
+    d->done(d, stream, 0);
 }
 
 static void writeCb(uv_write_t *w, int status)
@@ -49,17 +84,22 @@ static void writeCb(uv_write_t *w, int status)
     if (d->closing)
         return; /* canceled by our own uv_close; dialClosedCb reports */
     if (status != 0) {
-        rmx_log_limited(d->m, PC_LOG_INFO, "cluster port: writing a preamble failed: %s",
-                        uv_strerror(status));
+        rmx_log_limited(d->m, PC_LOG_INFO, "cluster port: writing a preamble to %s failed: %s",
+                        d->address, uv_strerror(status));
         rmx_dial_fail(d, PC_EUNAVAIL);
         return;
     }
-    struct raft_mux *m = d->m;
-    uv_tcp_t *tcp = d->tcp;
-    unlinkDial(d);
-    m->stats.dials_ok++;
-    tcp->data = NULL;
-    d->done(d, tcp, 0);
+    rmx_dial_succeed(d, (uv_stream_t *)d->tcp);
+}
+
+static void detectDeadPeer(uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    unsigned timeout = RMX_USER_TIMEOUT_MS;
+    uv_tcp_keepalive(tcp, 1, RMX_KEEPALIVE_S);
+    /* Best effort: a failure only loses the faster detection. */
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
 }
 
 static void connectCb(uv_connect_t *c, int status)
@@ -69,26 +109,27 @@ static void connectCb(uv_connect_t *c, int status)
         return;
     if (status != 0) {
         /* Debug only: a peer that is down is refused every retry delay. */
-        rmx_log_limited(d->m, PC_LOG_DEBUG, "cluster port: connect failed: %s",
-                        uv_strerror(status));
+        rmx_log_limited(d->m, PC_LOG_DEBUG, "cluster port: connect to %s failed: %s",
+                        d->address, uv_strerror(status));
         rmx_dial_fail(d, PC_EUNAVAIL);
         return;
     }
+    uv_tcp_t *tcp = dialTcp(d);
     /* Set before connecting as well; repeated because libuv only applies the flag when it
      * creates the socket, and being sure costs one syscall per connection. */
-    uv_tcp_nodelay(d->tcp, 1);
+    uv_tcp_nodelay(tcp, 1);
+    if (d->keepalive)
+        detectDeadPeer(tcp);
+    if (d->tp != NULL) {
+        if (rmx_tls_dial_connected(d) != 0)
+            rmx_dial_fail(d, PC_EUNAVAIL);
+        return;
+    }
     uv_buf_t b = uv_buf_init((char *)d->preamble, (unsigned)d->preamble_len);
     d->write.data = d;
     int rv = uv_write(&d->write, (uv_stream_t *)d->tcp, &b, 1, writeCb);
     if (rv != 0)
         rmx_dial_fail(d, PC_EUNAVAIL);
-}
-
-static void syncFailClosedCb(uv_handle_t *h)
-{
-    struct raft_mux *m = h->data;
-    raft_free(h);
-    rmx_handle_closed(m);
 }
 
 int rmx_dial_start(struct raft_mux *m, struct rmx_dial *d, const char *address,
@@ -104,25 +145,18 @@ int rmx_dial_start(struct raft_mux *m, struct rmx_dial *d, const char *address,
     d->m = m;
     d->done = done;
     d->closing = false;
-    d->tcp = raft_malloc(sizeof *d->tcp);
-    if (d->tcp == NULL)
-        return PC_ENOMEM;
-    uv_tcp_init(m->loop, d->tcp);
-    d->tcp->data = d;
-    uv_tcp_nodelay(d->tcp, 1);
-    d->connect.data = d;
-    m->stats.dials++;
-    int rv = uv_tcp_connect(&d->connect, d->tcp, (struct sockaddr *)&sa, connectCb);
-    if (rv != 0) {
-        /* Synchronous failure: the contract is that done never fires then. */
-        m->stats.dials_failed++;
-        rmx_log_limited(m, PC_LOG_INFO, "cluster port: connect to %s failed: %s", address,
-                        uv_strerror(rv));
-        d->tcp->data = m;
-        m->pending_closes++;
-        uv_close((uv_handle_t *)d->tcp, syncFailClosedCb);
-        d->tcp = NULL;
-        return PC_EUNAVAIL;
+    d->tcp = NULL;
+    d->tp = NULL;
+    snprintf(d->address, sizeof d->address, "%s", address);
+    if (m->tls != NULL) {
+        if (rmx_tls_dial_new(d) != 0)
+            return PC_ENOMEM;
+    } else {
+        d->tcp = raft_malloc(sizeof *d->tcp);
+        if (d->tcp == NULL)
+            return PC_ENOMEM;
+        uv_tcp_init(m->loop, d->tcp);
+        d->tcp->data = d;
     }
     d->deadline = uv_now(m->loop) + m->connect_timeout_ms;
     d->prev = NULL;
@@ -130,6 +164,19 @@ int rmx_dial_start(struct raft_mux *m, struct rmx_dial *d, const char *address,
     if (m->dials != NULL)
         m->dials->prev = d;
     m->dials = d;
+    uv_tcp_t *tcp = dialTcp(d);
+    uv_tcp_nodelay(tcp, 1);
+    d->connect.data = d;
+    m->stats.dials++;
+    int rv = uv_tcp_connect(&d->connect, tcp, (struct sockaddr *)&sa, connectCb);
+    if (rv != 0) {
+        /* EADDRNOTAVAIL, ENETUNREACH and the like: reported like a refused connect, from the
+         * loop, so the owner has one failure path. */
+        rmx_log_limited(m, PC_LOG_INFO, "cluster port: connect to %s failed: %s", address,
+                        uv_strerror(rv));
+        rmx_dial_fail(d, PC_EUNAVAIL);
+        return 0;
+    }
     rmx_sweep_arm(m);
     return 0;
 }
@@ -140,8 +187,9 @@ void rmx_dial_sweep(struct raft_mux *m, uint64_t now)
      * the walk is safe. */
     for (struct rmx_dial *d = m->dials; d != NULL; d = d->next) {
         if (!d->closing && now >= d->deadline) {
-            rmx_log_limited(m, PC_LOG_INFO, "cluster port: connect timed out after %u ms",
-                            m->connect_timeout_ms);
+            rmx_log_limited(m, PC_LOG_INFO, "cluster port: connect to %s timed out after %u ms%s",
+                            d->address, m->connect_timeout_ms,
+                            d->tp != NULL ? " (TLS handshake and verdict included)" : "");
             rmx_dial_fail(d, PC_ETIMEDOUT);
         }
     }

@@ -4,7 +4,8 @@
  * scratch/raftproto and by tests/unit/test_raft_mux.c):
  * - t->version must be 1 or raft_uv_init fails with RAFT_INVALID;
  * - raft overwrites t->data (uvInit), so our state lives in t->impl;
- * - streams handed to raft are raft_malloc'd uv_tcp_t; raft uv_closes and raft_frees them;
+ * - streams handed to raft are raft_malloc'd (uv_tcp_t plain, uv_pipe_t with TLS); raft only
+ *   reads, writes, uv_closes and raft_frees them, whatever their type;
  * - connect: a non-zero return means the callback never fires (raft re-arms its retry
  *   timer); 0 means it fires exactly once, and raft_close waits for it;
  * - close: stop calling accept_cb (raft's assert against it is compiled out, so a late call
@@ -60,7 +61,7 @@ static int tpListen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     return 0;
 }
 
-static void raftDialDone(struct rmx_dial *d, uv_tcp_t *tcp, int status)
+static void raftDialDone(struct rmx_dial *d, uv_stream_t *stream, int status)
 {
     struct raft_dial *rd = (struct raft_dial *)d;
     struct rmx_group *g = rd->g;
@@ -69,7 +70,7 @@ static void raftDialDone(struct rmx_dial *d, uv_tcp_t *tcp, int status)
     pc_free(rd);
     g->n_dials--;
     if (status == 0)
-        cb(req, (uv_stream_t *)tcp, 0);
+        cb(req, stream, 0);
     else
         cb(req, NULL, status == PC_ECANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION);
     /* Last touch of g: the close callback may lead raft to its raft_close callback, where
@@ -81,10 +82,10 @@ static int tpConnect(struct raft_uv_transport *t, struct raft_uv_connect *req, r
                      const char *address, raft_uv_connect_cb cb)
 {
     struct rmx_group *g = t->impl;
-    (void)id;
     if (g->closing)
         return RAFT_CANCELED;
     struct raft_dial *rd = pc_calloc(1, sizeof *rd);
+    rd->d.expect = id; /* TLS: the acceptor's certificate must name the node raft wants */
     rd->g = g;
     rd->req = req;
     rd->cb = cb;

@@ -73,6 +73,32 @@ static void peers(struct web_service *w, struct pc_buf *b)
                       p[i].queued_bytes);
 }
 
+/* The cluster port: whether it runs mutual TLS, and every connection it refused, by reason,
+ * so that an alert can fire on a node trying to get in with a wrong certificate. */
+static void cluster_port(struct web_service *w, struct pc_buf *b)
+{
+    struct cluster_port_stats cp;
+    cluster_port_stats(w->cl, &cp);
+    metric(b, "pchat_cluster_tls", "gauge",
+           "1 when the cluster port runs mutual TLS with the pool CA ([cluster] tls_*), 0 when "
+           "node-to-node traffic is plain and unauthenticated", cp.tls);
+    metric(b, "pchat_cluster_connections_accepted_total", "counter",
+           "connections accepted on the cluster port", cp.accepted);
+    metric(b, "pchat_cluster_connections_rejected_total", "counter",
+           "inbound cluster connections closed before use (junk, timeouts, groups not started, "
+           "and every refusal below)", cp.rejected);
+    header(b, "pchat_cluster_refused_total", "counter",
+           "cluster connections refused: tls = no or invalid certificate or not TLS, identity = "
+           "the certificate names no node or another node, unknown = not a pool member, "
+           "dial = this node refused the node it dialled or was refused by it");
+    pc_buf_printf(b, "pchat_cluster_refused_total{reason=\"tls\"} %llu\n"
+                     "pchat_cluster_refused_total{reason=\"identity\"} %llu\n"
+                     "pchat_cluster_refused_total{reason=\"unknown\"} %llu\n"
+                     "pchat_cluster_refused_total{reason=\"dial\"} %llu\n",
+                  (unsigned long long)cp.refused_tls, (unsigned long long)cp.refused_identity,
+                  (unsigned long long)cp.refused_unknown, (unsigned long long)cp.dials_refused);
+}
+
 void web_metrics(struct web_service *w, struct http_req *r)
 {
     struct pc_buf b = {0};
@@ -178,6 +204,7 @@ void web_metrics(struct web_service *w, struct http_req *r)
            cluster_meta_leader(w->cl));
     raft_groups(w, &b);
     peers(w, &b);
+    cluster_port(w, &b);
     if (w->hooks.metrics != NULL)
         w->hooks.metrics(w->hooks.ctx, &b);
     http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);

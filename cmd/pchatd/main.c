@@ -11,6 +11,7 @@
 #include "chat/chat_admin.h"
 #include "chat/sip/sip.h"
 #include "cluster/cluster.h"
+#include "cluster/cluster_tls.h"
 #include "cmd/pchatd/admin_sock.h"
 #include "cmd/pchatd/pchatd_conf.h"
 #include "common/pc_alloc.h"
@@ -487,7 +488,9 @@ static int start(struct node *n)
                                 .max_history = (unsigned)c->chat_max_history,
                                 .shard_count = (uint32_t)c->cluster_shards, .domain = c->domain,
                                 .compliance_classes = classes,
-                                .min_free_bytes = c->min_free_bytes};
+                                .min_free_bytes = c->min_free_bytes,
+                                .tls_ca = c->cluster_tls_ca, .tls_cert = c->cluster_tls_cert,
+                                .tls_key = c->cluster_tls_key};
     struct cluster_sink sink = chat_cluster_sink(n->svc);
     int rc = cluster_open(&n->loop, &kc, &sink, &n->cl, err, sizeof err);
     if (rc != 0) {
@@ -548,6 +551,29 @@ static int start(struct node *n)
     return 0;
 }
 
+/* --check-config: what the node would load at start, loaded now, so that a bad file is
+ * named before the node is started. */
+static bool check_files(const struct pchatd_conf *c)
+{
+    if (c->cluster_tls_cert[0] == '\0') {
+        printf("pchatd: configuration ok; WARNING: no [cluster] tls_ca/tls_cert/tls_key: the "
+               "cluster port will be plain, unauthenticated TCP\n");
+        return true;
+    }
+    SSL_CTX *ctx = NULL;
+    char err[1024], what[512];
+    if (cluster_tls_context(c->cluster_tls_ca, c->cluster_tls_cert, c->cluster_tls_key,
+                            (uint64_t)c->node_id, &ctx, err, sizeof err) != 0) {
+        fprintf(stderr, "pchatd: %s\n", err);
+        return false;
+    }
+    cluster_tls_describe(ctx, what, sizeof what);
+    SSL_CTX_free(ctx);
+    printf("pchatd: configuration ok; cluster TLS: node %d, %s, pool CA %s\n", c->node_id, what,
+           c->cluster_tls_ca);
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -587,14 +613,24 @@ int main(int argc, char **argv)
         return 2;
     }
     for (int i = 0; i < n_over; i++)
-        if (!pc_conf_set(pchatd_conf_table, &n.conf, overrides[i], err, sizeof err) ||
-            !pchatd_conf_validate(&n.conf, err, sizeof err)) {
+        if (!pc_conf_set(pchatd_conf_table, &n.conf, overrides[i], err, sizeof err)) {
             fprintf(stderr, "pchatd: -o %s\n", err);
             pchatd_conf_free(&n.conf);
             return 2;
         }
+    /* Validated once all overrides are in: options that go together (the cluster's TLS
+     * files) may be given one -o at a time. */
+    if (n_over > 0 && !pchatd_conf_validate(&n.conf, err, sizeof err)) {
+        fprintf(stderr, "pchatd: -o: %s\n", err);
+        pchatd_conf_free(&n.conf);
+        return 2;
+    }
     if (print)
         pc_conf_print(pchatd_conf_table, &n.conf, stdout);
+    if (check && !check_files(&n.conf)) {
+        pchatd_conf_free(&n.conf);
+        return 2;
+    }
     if (print || check) {
         pchatd_conf_free(&n.conf);
         return 0;

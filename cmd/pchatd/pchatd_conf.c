@@ -90,6 +90,14 @@ const struct pc_conf_item pchatd_conf_table[] = {
     {"cluster", "abandoned_upload_s", PC_CONF_INT, F(cluster_abandoned_upload_s), "3600", 0, 2000000,
      "seconds after which the stored chunks of an upload that never finished are deleted "
      "(0 = never); a slower upload fails with 408"},
+    {"cluster", "tls_ca", PC_CONF_STR, F(cluster_tls_ca), "", 0, 0,
+     "PEM certificate of the pool CA: with tls_cert and tls_key, every cluster connection is "
+     "mutual TLS 1.3 and only nodes with a certificate of this CA naming a pool member get in "
+     "(empty = plain TCP, unauthenticated; deploy/pool-ca makes a CA and node certificates)"},
+    {"cluster", "tls_cert", PC_CONF_STR, F(cluster_tls_cert), "", 0, 0,
+     "PEM certificate (chain) of this node, issued by tls_ca with CN = pchat-node-<[node] id>"},
+    {"cluster", "tls_key", PC_CONF_STR, F(cluster_tls_key), "", 0, 0,
+     "PEM private key of tls_cert (unencrypted; keep it readable by pchatd only)"},
     {"cluster", "max_pending_posts", PC_CONF_INT, F(cluster_max_pending_posts), "20000", 1, 10000000,
      "posts waiting for commit before new ones get 503"},
 
@@ -197,6 +205,15 @@ bool pchatd_conf_validate(const struct pchatd_conf *c, char *err, size_t errlen)
     if ((c->web_tls_cert[0] != '\0') != (c->web_tls_key[0] != '\0')) {
         snprintf(err, errlen, "[web] tls_cert and tls_key go together: set both for HTTPS, or "
                  "neither");
+        return false;
+    }
+    int cluster_tls = (c->cluster_tls_ca[0] != '\0') + (c->cluster_tls_cert[0] != '\0') +
+                      (c->cluster_tls_key[0] != '\0');
+    if (cluster_tls != 0 && cluster_tls != 3) {
+        snprintf(err, errlen, "[cluster] tls_ca, tls_cert and tls_key go together: set all three "
+                 "for mutual TLS between nodes (missing: %s%s%s), or none",
+                 c->cluster_tls_ca[0] ? "" : "tls_ca ", c->cluster_tls_cert[0] ? "" : "tls_cert ",
+                 c->cluster_tls_key[0] ? "" : "tls_key");
         return false;
     }
     if (c->web_tls_cert[0] != '\0' && c->web_https_port == 0) {

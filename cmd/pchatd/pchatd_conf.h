@@ -52,6 +52,9 @@ struct pchatd_conf {
     int cluster_max_pending_posts;
     int cluster_retention_interval_ms;
     int cluster_abandoned_upload_s;
+    char *cluster_tls_ca;
+    char *cluster_tls_cert;
+    char *cluster_tls_key;
     /* [chat] */
     int chat_default_history;
     int chat_max_history;

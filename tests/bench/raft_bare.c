@@ -10,18 +10,26 @@
  * messages committed and applied on the leader per second, and the apply latency.
  *
  *   raft_bare [--voters 1|3] [--window W] [--batch B] [--msg BYTES] [--seconds S]
- *             [--port P] [--dir DIR]
+ *             [--port P] [--dir DIR] [--mux] [--tls CA_DIR]
+ *
+ * --mux runs the voters over pchat's cluster port (cluster/raft_mux) instead of libraft's
+ * TCP transport; --tls CA_DIR (implies --mux) with mutual TLS, certificates from CA_DIR as
+ * deploy/pool-ca makes them (ca.pem, node<i>.pem, node<i>.key): what the transport and TLS
+ * cost, without SIP and storage.
  * Rules from reference/RAFT-ROCKSDB.md: entries padded to 8 bytes, no call into raft from a
  * raft callback (refills go through a 0 ms timer), raft_close from a timer. */
 #include <getopt.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster/cluster_tls.h"
+#include "cluster/raft_mux.h"
 #include "cmd/pchat-bench/bench_hist.h"
 #include "common/pc_time.h"
 
@@ -135,6 +143,8 @@ struct server {
     struct raft raft;
     struct raft_io io;
     struct nodelay_tp tp;
+    struct raft_mux *mux;            /* --mux: the cluster port, and its transport */
+    struct raft_uv_transport mux_tp;
     struct raft_fsm fsm;
     uint64_t applied;
     char dir[300];
@@ -161,6 +171,8 @@ struct bench {
     struct bench_hist lat;
     unsigned closed;
     bool stopping;
+    bool mux;
+    const char *tls_dir;
 };
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -253,7 +265,12 @@ static void server_closed(struct raft *r)
     struct server *s = r->data;
     struct bench *b = s->b;
     raft_uv_close(&s->io);
-    raft_uv_tcp_close(&s->tp.inner);
+    if (b->mux) {
+        raft_mux_transport_close(&s->mux_tp);
+        raft_mux_close(s->mux, NULL, NULL);
+    } else {
+        raft_uv_tcp_close(&s->tp.inner);
+    }
     b->closed++;
 }
 
@@ -312,9 +329,34 @@ static int server_start(struct bench *b, unsigned i, int port, const char *dir)
         return -1;
     s->fsm = (struct raft_fsm){.version = 1, .data = s, .apply = fsm_apply,
                                .snapshot = fsm_snapshot, .restore = fsm_restore};
-    int rc = nodelay_setup(&s->tp, &b->loop);
-    if (rc == 0)
-        rc = raft_uv_init(&s->io, &b->loop, s->dir, &s->tp.outer);
+    int rc;
+    if (b->mux) {
+        SSL_CTX *tls = NULL;
+        if (b->tls_dir != NULL) {
+            char ca[400], cert[400], key[400], err[512];
+            snprintf(ca, sizeof ca, "%s/ca.pem", b->tls_dir);
+            snprintf(cert, sizeof cert, "%s/node%u.pem", b->tls_dir, i + 1);
+            snprintf(key, sizeof key, "%s/node%u.key", b->tls_dir, i + 1);
+            if (cluster_tls_context(ca, cert, key, i + 1, &tls, err, sizeof err) != 0) {
+                fprintf(stderr, "raft_bare: %s\n", err);
+                return -1;
+            }
+        }
+        struct raft_mux_config mc = {.node_id = i + 1, .address = s->address, .tls = tls};
+        rc = raft_mux_create(&b->loop, &mc, &s->mux);
+        SSL_CTX_free(tls);
+        if (rc == 0)
+            rc = raft_mux_transport_init(&s->mux_tp, s->mux, 1);
+        if (rc != 0) {
+            fprintf(stderr, "raft_bare: cluster port %s: error %d\n", s->address, rc);
+            return -1;
+        }
+        rc = raft_uv_init(&s->io, &b->loop, s->dir, &s->mux_tp);
+    } else {
+        rc = nodelay_setup(&s->tp, &b->loop);
+        if (rc == 0)
+            rc = raft_uv_init(&s->io, &b->loop, s->dir, &s->tp.outer);
+    }
     if (rc != 0) {
         fprintf(stderr, "raft_bare: raft_uv_init(%s): %s\n", s->dir, raft_strerror(rc));
         return -1;
@@ -378,6 +420,7 @@ int main(int argc, char **argv)
         {"batch", required_argument, NULL, 'b'},  {"msg", required_argument, NULL, 'm'},
         {"seconds", required_argument, NULL, 's'}, {"port", required_argument, NULL, 'p'},
         {"dir", required_argument, NULL, 'd'},    {"help", no_argument, NULL, 'h'},
+        {"mux", no_argument, NULL, 'x'},          {"tls", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -390,9 +433,11 @@ int main(int argc, char **argv)
         case 's': b.seconds = arg_uint("--seconds", optarg, 1, 3600); break;
         case 'p': port = (int)arg_uint("--port", optarg, 1024, 65000); break;
         case 'd': dir = optarg; break;
+        case 'x': b.mux = true; break;
+        case 't': b.mux = true; b.tls_dir = optarg; break;
         default:
             fprintf(stderr, "usage: raft_bare [--voters 1|3] [--window W] [--batch B] [--msg BYTES] "
-                            "[--seconds S] [--port P] [--dir DIR]\n");
+                            "[--seconds S] [--port P] [--dir DIR] [--mux] [--tls CA_DIR]\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -402,6 +447,9 @@ int main(int argc, char **argv)
         perror("raft_bare: mkdtemp");
         return 1;
     }
+    /* libuv writes streams with write(2): a peer that closed must fail the write, not kill
+     * the process (as in pchatd). */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&b.loop);
     uv_timer_init(&b.loop, &b.refill);
     uv_timer_init(&b.loop, &b.clock);
@@ -415,10 +463,13 @@ int main(int argc, char **argv)
     uv_run(&b.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&b.loop);
     double s = b.end_ns > b.measure_ns ? (double)(b.end_ns - b.measure_ns) / 1e9 : 0;
-    printf("raft_bare: %u voter(s), window %u, %u x %u-byte messages per entry: "
+    printf("raft_bare: %u voter(s)%s, window %u, %u x %u-byte messages per entry: "
            "%.0f messages/s (%.0f entries/s), apply latency p50 %.2f ms p99 %.2f ms max %.2f ms, "
            "%llu failed\n",
-           b.voters, b.window, b.batch, b.msg, s > 0 ? (double)b.msgs / s : 0,
+           b.voters, b.tls_dir != NULL ? " over the cluster port with mutual TLS"
+                     : b.mux      ? " over the cluster port"
+                                  : "",
+           b.window, b.batch, b.msg, s > 0 ? (double)b.msgs / s : 0,
            s > 0 ? (double)b.entries / s : 0, (double)bench_hist_quantile(&b.lat, 0.5) / 1e6,
            (double)bench_hist_quantile(&b.lat, 0.99) / 1e6, (double)b.lat.max_ns / 1e6,
            (unsigned long long)b.failed);

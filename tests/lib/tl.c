@@ -61,6 +61,47 @@ static const char *build_dir(void)
     return b != NULL ? b : "build";
 }
 
+/* PCHAT_TEST_CLUSTER_TLS=1 runs every test node's cluster port with mutual TLS: one test pool
+ * CA (deploy/pool-ca, in a temp dir removed at exit) and a certificate per node id, made on
+ * first use. Any pool test then also tests the TLS transport (failover, joins, restarts). */
+static char tls_dir[64];
+
+static void remove_tls_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tls_dir);
+}
+
+static void cluster_tls_conf(FILE *f, const char *extra_conf)
+{
+    const char *env = getenv("PCHAT_TEST_CLUSTER_TLS");
+    if (env == NULL || strcmp(env, "1") != 0)
+        return;
+    char cmd[512], path[128];
+    if (tls_dir[0] == '\0') {
+        snprintf(tls_dir, sizeof tls_dir, "/tmp/pchat-test-ca-XXXXXX");
+        assert_non_null(mkdtemp(tls_dir));
+        atexit(remove_tls_dir);
+        snprintf(cmd, sizeof cmd, "deploy/pool-ca init %s/ca >/dev/null", tls_dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    int id = 1; /* pchatd's default [node] id */
+    const char *at = extra_conf != NULL ? strstr(extra_conf, "\nid = ") : NULL;
+    if (extra_conf != NULL && strncmp(extra_conf, "id = ", 5) == 0)
+        id = atoi(extra_conf + 5);
+    else if (at != NULL)
+        id = atoi(at + 6);
+    snprintf(path, sizeof path, "%s/ca/node%d.pem", tls_dir, id);
+    if (access(path, R_OK) != 0) {
+        snprintf(cmd, sizeof cmd, "deploy/pool-ca issue %s/ca %d >/dev/null", tls_dir, id);
+        assert_int_equal(system(cmd), 0);
+    }
+    fprintf(f, "[cluster]\ntls_ca = %s/ca/ca.pem\ntls_cert = %s/ca/node%d.pem\n"
+            "tls_key = %s/ca/node%d.key\n", tls_dir, tls_dir, id, tls_dir, id);
+}
+
 void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
 {
     memset(n, 0, sizeof *n);
@@ -81,6 +122,7 @@ void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf)
             n->web_port);
     if (extra_conf != NULL)
         fprintf(f, "%s\n", extra_conf);
+    cluster_tls_conf(f, extra_conf);
     fclose(f);
 }
 

@@ -33,7 +33,10 @@ struct tl_node {
 int tl_port_base(void);
 
 /* Creates a temp dir and writes a config for one node on port; extra_conf is appended to
- * the file verbatim (INI lines, may be NULL). Does not start it. */
+ * the file verbatim (INI lines, may be NULL). Does not start it. With
+ * PCHAT_TEST_CLUSTER_TLS=1 in the environment, [cluster] tls_* lines follow (a test pool CA,
+ * the certificate of the node id extra_conf gives), so that any pool test runs over mutual
+ * TLS. */
 void tl_node_init(struct tl_node *n, int sip_port, const char *extra_conf);
 /* Starts pchatd and waits (up to 10 s) until it accepts SIP connections. */
 void tl_node_start(struct tl_node *n);

@@ -42,12 +42,39 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [[ "$out" == *"cannot create raft directo
 else
   bad "broken raft dir: exit $rc, output: $(printf '%s\n' "$out" | grep -v INFO | tail -3)"
 fi
+# The examples run mutual TLS between the nodes: make their files with deploy/pool-ca, as an
+# operator would, and check each example against them (--check-config loads and verifies
+# the CA, the node's certificate and key).
+if deploy/pool-ca init "$tmp/pool-ca" >/dev/null; then
+  for i in 1 2 3; do deploy/pool-ca issue "$tmp/pool-ca" "$i" "$tmp/cluster-tls" >/dev/null; done
+  cp "$tmp/pool-ca/ca.pem" "$tmp/cluster-tls/"
+  ok "deploy/pool-ca makes a pool CA and node certificates"
+else
+  bad "deploy/pool-ca init failed"
+fi
 for f in deploy/examples/*.conf; do
-  if out=$("$build/bin/pchatd" -c "$f" --check-config 2>&1); then
-    ok "$f is a valid node config"
+  sed "s|/etc/pchat/cluster-tls|$tmp/cluster-tls|" "$f" > "$tmp/example.conf"
+  if out=$("$build/bin/pchatd" -c "$tmp/example.conf" --check-config 2>&1) &&
+     [[ "$out" == *"cluster TLS: node"* ]]; then
+    ok "$f is a valid node config (cluster TLS files checked)"
   else
     bad "$f: $out"
   fi
 done
+# A wrong file is named: node 2's certificate in node 1's config.
+sed "s|/etc/pchat/cluster-tls|$tmp/cluster-tls|; s|node1.pem|node2.pem|; s|node1.key|node2.key|" deploy/examples/pool-node1.conf > "$tmp/wrong.conf"
+out=$("$build/bin/pchatd" -c "$tmp/wrong.conf" --check-config 2>&1); rc=$?
+if [ $rc -ne 0 ] && [[ "$out" == *"tls_cert = $tmp/cluster-tls/node2.pem is the certificate of node 2"* ]]; then
+  ok "--check-config names the wrong certificate file"
+else
+  bad "wrong certificate: exit $rc: $out"
+fi
+sed "s|/etc/pchat/cluster-tls|$tmp/cluster-tls|; /^tls_key/d" deploy/examples/pool-node1.conf > "$tmp/partial.conf"
+out=$("$build/bin/pchatd" -c "$tmp/partial.conf" --check-config 2>&1); rc=$?
+if [ $rc -ne 0 ] && [[ "$out" == *"tls_ca, tls_cert and tls_key go together"*"tls_key"* ]]; then
+  ok "cluster TLS files are all three or none"
+else
+  bad "partial cluster TLS: exit $rc: $out"
+fi
 echo "pchat-summary: $pass passed, $fail failed"
 [ $fail -eq 0 ]

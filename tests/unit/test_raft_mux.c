@@ -1,13 +1,16 @@
 /* Unit tests for cluster/raft_mux: three nodes in one process and one loop, each with its
  * own cluster port, two real raft groups (raft_uv on temp dirs) each, the peer link, and
  * the handling of junk on the port. The tests run in order on one shared world; the last
- * one shuts everything down and checks that uv_loop_close succeeds. */
+ * one shuts everything down and checks that uv_loop_close succeeds. The whole group runs
+ * twice: plain TCP, then mutual TLS with a test pool CA, where further tests check every
+ * refusal (no certificate, another CA, the wrong node, an unknown node, a plain node). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <signal.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,11 +21,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/cluster_tls.h"
 #include "cluster/raft_mux.h"
 #include "common/pc_alloc.h"
 #include "common/pc_bin.h"
 #include "common/pc_err.h"
 #include "common/pc_log.h"
+#include "tests/lib/tl_certs.h"
 
 #define N_NODES 3
 #define N_GROUPS 2
@@ -81,6 +86,10 @@ static struct {
     int groups_closed;
     int muxes_closed;
     bool started;
+    bool tls;            /* this round runs mutual TLS */
+    char pki[300];       /* TLS: ca.pem, node<i>.pem/.key, and the bad ones */
+    struct raft_mux *extra[8]; /* TLS refusal tests: muxes of would-be nodes */
+    int n_extra;
 } w;
 
 /* ---- FSM --------------------------------------------------------------------------------
@@ -318,18 +327,57 @@ static void startGroup(struct tnode *n, int gi)
     assert_int_equal(raft_start(&g->raft), 0);
 }
 
-static int setupWorld(void **state)
+/* The world's pool CA and one certificate per node (TLS round). */
+static SSL_CTX *nodeContext(uint64_t id)
 {
-    (void)state;
+    char ca[400], cert[400], key[400], err[512];
+    snprintf(ca, sizeof ca, "%s/ca.pem", w.pki);
+    snprintf(cert, sizeof cert, "%s/node%llu.pem", w.pki, (unsigned long long)id);
+    snprintf(key, sizeof key, "%s/node%llu.key", w.pki, (unsigned long long)id);
+    SSL_CTX *ctx = NULL;
+    if (cluster_tls_context(ca, cert, key, id, &ctx, err, sizeof err) != 0)
+        fail_msg("node %llu: %s", (unsigned long long)id, err);
+    return ctx;
+}
+
+static int setupWorldMode(bool tls)
+{
     pc_log_init("test", PC_LOG_WARN);
+    signal(SIGPIPE, SIG_IGN); /* as pchatd: a write to a closed stream fails, never kills */
     memset(&w, 0, sizeof w);
+    w.tls = tls;
     const char *tmp = getenv("TMPDIR");
     snprintf(w.root, sizeof w.root, "%s/test_raft_mux.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(w.root) == NULL)
         return -1;
-    w.base_port = 20000 + (getpid() % 1000) * 10;
+    /* Each round its own ports: the first round's sockets may linger in TIME_WAIT. */
+    w.base_port = 20000 + (getpid() % 300) * 40 + (tls ? 20 : 0); /* below the ephemeral range */
     if (uv_loop_init(&w.loop) != 0)
         return -1;
+    if (tls) {
+        snprintf(w.pki, sizeof w.pki, "%s/pki", w.root);
+        mkdir(w.pki, 0700);
+        char path[400], key[400];
+        snprintf(path, sizeof path, "%s/ca.pem", w.pki);
+        struct tl_ca *ca = tl_ca_new("test pool CA", path);
+        for (int i = 1; i <= 9; i++) {
+            char cn[32];
+            snprintf(cn, sizeof cn, "pchat-node-%d", i);
+            snprintf(path, sizeof path, "%s/node%d.pem", w.pki, i);
+            snprintf(key, sizeof key, "%s/node%d.key", w.pki, i);
+            tl_cert_issue(ca, cn, path, key);
+        }
+        snprintf(path, sizeof path, "%s/noname.pem", w.pki);
+        snprintf(key, sizeof key, "%s/noname.key", w.pki);
+        tl_cert_issue(ca, "somebody", path, key);
+        tl_ca_free(ca);
+        snprintf(path, sizeof path, "%s/other-ca.pem", w.pki);
+        struct tl_ca *other = tl_ca_new("another CA", path);
+        snprintf(path, sizeof path, "%s/other4.pem", w.pki);
+        snprintf(key, sizeof key, "%s/other4.key", w.pki);
+        tl_cert_issue(other, "pchat-node-4", path, key);
+        tl_ca_free(other);
+    }
     uv_timer_init(&w.loop, &w.tick);
     uv_timer_start(&w.tick, tickCb, 2, 2);
     for (int i = 0; i < N_NODES; i++) {
@@ -337,13 +385,28 @@ static int setupWorld(void **state)
         n->id = (uint64_t)i + 1;
         n->port = w.base_port + i;
         snprintf(n->addr, sizeof n->addr, "127.0.0.1:%d", n->port);
+        SSL_CTX *ctx = tls ? nodeContext(n->id) : NULL;
         struct raft_mux_config cfg = {.node_id = n->id, .address = n->addr,
                                       .connect_timeout_ms = TIMEOUT_MS,
-                                      .preamble_timeout_ms = TIMEOUT_MS};
-        if (raft_mux_create(&w.loop, &cfg, &n->mux) != 0)
+                                      .preamble_timeout_ms = TIMEOUT_MS, .tls = ctx};
+        int rv = raft_mux_create(&w.loop, &cfg, &n->mux);
+        SSL_CTX_free(ctx); /* the mux keeps its own reference */
+        if (rv != 0)
             return -1;
     }
     return 0;
+}
+
+static int setupWorld(void **state)
+{
+    (void)state;
+    return setupWorldMode(false);
+}
+
+static int setupWorldTls(void **state)
+{
+    (void)state;
+    return setupWorldMode(true);
 }
 
 static int rmEntry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -479,7 +542,7 @@ static size_t preamble(uint8_t *out, uint32_t magic, uint8_t version, uint8_t ki
 
 /* A served connection: lines in, "echo:<line>" out. */
 struct echo_conn {
-    uv_tcp_t *tcp;
+    uv_stream_t *tcp;
     char buf[4096];
     size_t len;
     uv_write_t write;
@@ -495,8 +558,12 @@ static struct {
     unsigned closed;
 } echo;
 
-static bool nodelayOn(uv_tcp_t *tcp)
+/* Plain mode: the consumer gets the TCP socket itself, and it must have TCP_NODELAY. TLS
+ * mode: it gets the plaintext end of a socketpair (the real socket is the TLS pipe's). */
+static bool nodelayOn(uv_stream_t *tcp)
 {
+    if (w.tls)
+        return tcp->type == UV_NAMED_PIPE;
     uv_os_fd_t fd;
     int on = 0;
     socklen_t len = sizeof on;
@@ -526,7 +593,7 @@ static void echoConsume(struct echo_conn *c)
         int n = snprintf(c->out, sizeof c->out, "echo:%.*s", (int)line, c->buf);
         uv_buf_t b = uv_buf_init(c->out, (unsigned)n);
         /* One outstanding write per connection is enough for these tests. */
-        assert_int_equal(uv_write(&c->write, (uv_stream_t *)c->tcp, &b, 1, echoWritten), 0);
+        assert_int_equal(uv_write(&c->write, c->tcp, &b, 1, echoWritten), 0);
         memmove(c->buf, c->buf + line, c->len - line);
         c->len -= line;
     }
@@ -558,16 +625,16 @@ static void echoAccept(void *arg, const struct raft_mux_peer_accept *acc)
     echo.last_node_id = acc->node_id;
     snprintf(echo.last_address, sizeof echo.last_address, "%s", acc->address);
     echo.last_early_bytes = acc->len;
-    echo.last_nodelay = nodelayOn(acc->tcp);
-    assert_null(acc->tcp->data);
+    echo.last_nodelay = nodelayOn(acc->stream);
+    assert_null(acc->stream->data);
     struct echo_conn *c = pc_calloc(1, sizeof *c);
-    c->tcp = acc->tcp;
+    c->tcp = acc->stream;
     c->tcp->data = c;
     assert_true(acc->len <= sizeof c->buf);
     memcpy(c->buf, acc->data, acc->len);
     c->len = acc->len;
     echoConsume(c);
-    assert_int_equal(uv_read_start((uv_stream_t *)c->tcp, echoAlloc, echoRead), 0);
+    assert_int_equal(uv_read_start(c->tcp, echoAlloc, echoRead), 0);
 }
 
 /* The dialling side of a peer link. */
@@ -575,14 +642,14 @@ struct client {
     struct raft_mux_peer_connect req;
     bool done;
     int status;
-    uv_tcp_t *tcp;
+    uv_stream_t *tcp;
     uv_write_t write;
     char in[4200];
     size_t in_len;
     bool nodelay;
 };
 
-static void clientConnected(struct raft_mux_peer_connect *req, uv_tcp_t *tcp, int status)
+static void clientConnected(struct raft_mux_peer_connect *req, uv_stream_t *tcp, int status)
 {
     struct client *c = req->data;
     assert_false(c->done); /* exactly once */
@@ -652,8 +719,8 @@ static void peerRoundTrip(int from, int to)
     struct client c = {0};
     c.req.data = &c;
     unsigned accepted0 = echo.accepted, closed0 = echo.closed;
-    assert_int_equal(raft_mux_peer_connect(w.nodes[from].mux, &c.req, w.nodes[to].addr,
-                                           clientConnected), 0);
+    assert_int_equal(raft_mux_peer_connect(w.nodes[from].mux, &c.req, w.nodes[to].id,
+                                           w.nodes[to].addr, clientConnected), 0);
     assert_false(c.done); /* never inside the call */
     assert_true(runUntil(clientDone, &c, 2000));
     assert_int_equal(c.status, 0);
@@ -663,8 +730,8 @@ static void peerRoundTrip(int from, int to)
     memset(line, 'a' + from, sizeof line - 1);
     line[sizeof line - 1] = '\n';
     uv_buf_t b = uv_buf_init(line, sizeof line);
-    assert_int_equal(uv_write(&c.write, (uv_stream_t *)c.tcp, &b, 1, echoWritten), 0);
-    assert_int_equal(uv_read_start((uv_stream_t *)c.tcp, clientAlloc, clientRead), 0);
+    assert_int_equal(uv_write(&c.write, c.tcp, &b, 1, echoWritten), 0);
+    assert_int_equal(uv_read_start(c.tcp, clientAlloc, clientRead), 0);
     struct reply_wait rw = {&c, 5 + sizeof line};
     assert_true(runUntil(replyComplete, &rw, 2000));
     assert_int_equal(c.in_len, 5 + sizeof line);
@@ -724,6 +791,8 @@ static void peerLinkRoundTrip(void **state)
     peerRoundTrip(1, 0);
     peerRoundTrip(0, 2);
     peerRoundTrip(2, 1);
+    if (w.tls)
+        return; /* a raw preamble is not TLS: the junk test covers it */
 
     /* Bytes sent in the same write as the preamble reach the handler (as acc->data or by
      * reading on), none lost, none duplicated. */
@@ -753,8 +822,10 @@ static void expectRejected(int node, const void *bytes, size_t len)
     rawStart(&r, w.nodes[node].port, bytes, len);
     assert_true(runUntil(rawEof, &r, 2000));
     assert_true(r.t_eof - t0 < TIMEOUT_MS); /* closed for the content, not the timeout */
-    assert_int_equal(r.in_len, 0);
-    assert_int_equal(raft_mux_stats(w.nodes[node].mux)->rejected, rejected0 + 1);
+    /* Nothing comes back, except (TLS) an alert record saying the handshake failed. */
+    assert_true(r.in_len == 0 || (w.tls && r.in[0] == 0x15));
+    const struct raft_mux_stats *st = raft_mux_stats(w.nodes[node].mux);
+    assert_int_equal(st->rejected, rejected0 + 1);
     rawClose(&r);
 }
 
@@ -778,9 +849,27 @@ static void junkOnThePortIsClosedAndPortKeepsWorking(void **state)
     p[6] = p[7] = 0; /* empty address */
     expectRejected(0, p, n);
 
-    /* Without a handler a peer preamble is refused too. */
+    if (w.tls) {
+        /* Junk is not TLS: every piece was a failed handshake. */
+        uint64_t refused = 0;
+        for (int i = 0; i < N_NODES; i++)
+            refused += raft_mux_stats(w.nodes[i].mux)->refused_tls;
+        assert_int_equal(refused, 10);
+    }
+
+    /* Without a handler a peer preamble is refused too (TLS: with a verdict, so the dialler
+     * fails at once). */
     raft_mux_set_peer_handler(w.nodes[2].mux, NULL, NULL);
-    expectRejected(2, p, preamble(p, 0x50434d58u, 1, 2, 0, 1, "127.0.0.1:1"));
+    if (w.tls) {
+        struct client c = {0};
+        c.req.data = &c;
+        assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, w.nodes[2].id,
+                                               w.nodes[2].addr, clientConnected), 0);
+        assert_true(runUntil(clientDone, &c, 2000));
+        assert_int_equal(c.status, PC_EUNAVAIL);
+    } else {
+        expectRejected(2, p, preamble(p, 0x50434d58u, 1, 2, 0, 1, "127.0.0.1:1"));
+    }
     raft_mux_set_peer_handler(w.nodes[2].mux, echoAccept, NULL);
 
     /* The port and everything behind it still work. */
@@ -795,7 +884,8 @@ static void silentConnectionIsClosedAfterPreambleTimeout(void **state)
     size_t n = preamble(p, 0x50434d58u, 1, 1, 0, 1, "127.0.0.1:1");
     struct raw r;
     uint64_t t0 = uv_now(&w.loop);
-    rawStart(&r, w.nodes[1].port, p, n - 3); /* an incomplete preamble, then silence */
+    /* An incomplete preamble (TLS: nothing, not even a hello), then silence. */
+    rawStart(&r, w.nodes[1].port, p, w.tls ? 0 : n - 3);
     assert_true(runUntil(rawEof, &r, 3 * TIMEOUT_MS));
     assert_true(r.t_eof - t0 >= TIMEOUT_MS - 10);
     rawClose(&r);
@@ -807,22 +897,22 @@ static void peerConnectFailures(void **state)
     struct client c = {0};
     c.req.data = &c;
     /* Not an address: refused synchronously, cb never fires. */
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, "localhost", clientConnected),
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, 0, "localhost", clientConnected),
                      PC_EINVAL);
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, "127.0.0.1:0", clientConnected),
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, 0, "127.0.0.1:0", clientConnected),
                      PC_EINVAL);
 
     /* Nobody listening. */
     char dead[32];
     snprintf(dead, sizeof dead, "127.0.0.1:%d", w.base_port + 9);
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, dead, clientConnected), 0);
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, 0, dead, clientConnected), 0);
     assert_true(runUntil(clientDone, &c, 2000));
     assert_int_equal(c.status, PC_EUNAVAIL);
 
     /* Canceled right away: the callback still fires exactly once, later. */
     memset(&c, 0, sizeof c);
     c.req.data = &c;
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, w.nodes[1].addr,
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, w.nodes[1].id, w.nodes[1].addr,
                                            clientConnected), 0);
     raft_mux_peer_connect_cancel(&c.req);
     raft_mux_peer_connect_cancel(&c.req); /* idempotent */
@@ -848,7 +938,7 @@ static void peerConnectFailures(void **state)
     memset(&c, 0, sizeof c);
     c.req.data = &c;
     uint64_t t0 = uv_now(&w.loop);
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, full, clientConnected), 0);
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, 0, full, clientConnected), 0);
     assert_true(runUntil(clientDone, &c, 4 * TIMEOUT_MS));
     uv_update_time(&w.loop);
     if (c.status == 0) {
@@ -862,6 +952,150 @@ static void peerConnectFailures(void **state)
     close(fill[0]);
     close(fill[1]);
     close(lfd);
+}
+
+/* ---- TLS: who is refused ------------------------------------------------------------------- */
+
+/* A context the way a misconfigured or foreign node might have one: the pool CA to verify
+ * with, and cert/key (NULL: no certificate at all). cluster_tls_context refuses to build
+ * these, which is the point. */
+static SSL_CTX *rawContext(const char *cert, const char *key)
+{
+    char path[400];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    assert_non_null(ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    snprintf(path, sizeof path, "%s/ca.pem", w.pki);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if (cert != NULL) {
+        snprintf(path, sizeof path, "%s/%s", w.pki, cert);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, path), 1);
+        snprintf(path, sizeof path, "%s/%s", w.pki, key);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+    }
+    return ctx;
+}
+
+/* A would-be node id on its own port (base + 10 + k) with ctx (NULL: plain). */
+static struct raft_mux *extraMux(uint64_t id, SSL_CTX *ctx)
+{
+    assert_true(w.n_extra < (int)(sizeof w.extra / sizeof w.extra[0]));
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", w.base_port + 10 + w.n_extra);
+    struct raft_mux_config cfg = {.node_id = id, .address = addr, .tls = ctx,
+                                  .connect_timeout_ms = TIMEOUT_MS,
+                                  .preamble_timeout_ms = TIMEOUT_MS};
+    struct raft_mux *m = NULL;
+    assert_int_equal(raft_mux_create(&w.loop, &cfg, &m), 0);
+    SSL_CTX_free(ctx);
+    w.extra[w.n_extra++] = m;
+    return m;
+}
+
+/* Dials node `to` (expecting node id expect) from mux m; returns the connect status. */
+static int dialStatus(struct raft_mux *m, uint64_t expect, const char *addr)
+{
+    struct client c = {0};
+    c.req.data = &c;
+    assert_int_equal(raft_mux_peer_connect(m, &c.req, expect, addr, clientConnected), 0);
+    assert_true(runUntil(clientDone, &c, 3000));
+    if (c.status == 0) {
+        uv_close((uv_handle_t *)c.tcp, clientClosed);
+        assert_true(runUntil(clientTcpGone, &c, 1000));
+    }
+    return c.status;
+}
+
+struct counter_wait {
+    const uint64_t *counter;
+    uint64_t want;
+};
+
+static bool counterReached(void *arg)
+{
+    struct counter_wait *cw = arg;
+    return *cw->counter >= cw->want;
+}
+
+/* Waits until node 0's counter (a field of its stats) went up by one. */
+static void expectCounted(const uint64_t *counter, uint64_t before)
+{
+    struct counter_wait cw = {counter, before + 1};
+    assert_true(runUntil(counterReached, &cw, 2000));
+    assert_int_equal(*counter, before + 1);
+}
+
+static bool admitPoolOnly(void *arg, uint64_t node_id)
+{
+    (void)arg;
+    return node_id >= 1 && node_id <= N_NODES;
+}
+
+static void tlsRefusesStrangersAndThePoolGoesOn(void **state)
+{
+    (void)state;
+    const struct raft_mux_stats *st = raft_mux_stats(w.nodes[0].mux);
+    const char *n0 = w.nodes[0].addr;
+    uint64_t before;
+
+    /* A certificate of another CA (naming node 4): the handshake fails both ways. */
+    before = st->refused_tls;
+    char path[400], key[400];
+    snprintf(path, sizeof path, "%s/other-ca.pem", w.pki);
+    char err[512];
+    SSL_CTX *other = NULL;
+    snprintf(key, sizeof key, "%s/other4.key", w.pki);
+    char cert[400];
+    snprintf(cert, sizeof cert, "%s/other4.pem", w.pki);
+    assert_int_equal(cluster_tls_context(path, cert, key, 4, &other, err, sizeof err), 0);
+    assert_int_equal(dialStatus(extraMux(4, other), 1, n0), PC_EDENIED);
+    expectCounted(&st->refused_tls, before);
+
+    /* No certificate at all. */
+    before = st->refused_tls;
+    assert_int_equal(dialStatus(extraMux(5, rawContext(NULL, NULL)), 1, n0), PC_EDENIED);
+    expectCounted(&st->refused_tls, before);
+
+    /* A valid certificate that names no node. */
+    before = st->refused_identity;
+    assert_int_equal(dialStatus(extraMux(5, rawContext("noname.pem", "noname.key")), 1, n0),
+                     PC_EDENIED);
+    expectCounted(&st->refused_identity, before);
+
+    /* Node 2's certificate on a node that says it is node 6. */
+    before = st->refused_identity;
+    assert_int_equal(dialStatus(extraMux(6, nodeContext(2)), 1, n0), PC_EDENIED);
+    expectCounted(&st->refused_identity, before);
+
+    /* A node of the pool CA that the pool does not know. */
+    raft_mux_set_admit(w.nodes[0].mux, admitPoolOnly, NULL);
+    before = st->refused_unknown;
+    assert_int_equal(dialStatus(extraMux(7, nodeContext(7)), 1, n0), PC_EDENIED);
+    expectCounted(&st->refused_unknown, before);
+    raft_mux_set_admit(w.nodes[0].mux, NULL, NULL);
+
+    /* The dialler's side: node 1's address answered by node 1, but node 3 was expected. */
+    before = st->dials_refused;
+    assert_int_equal(dialStatus(w.nodes[0].mux, 3, w.nodes[1].addr), PC_EDENIED);
+    assert_int_equal(st->dials_refused, before + 1);
+
+    /* A plain node: it cannot get in, and a TLS node does not talk to it. */
+    struct raft_mux *plain = extraMux(8, NULL);
+    before = st->refused_tls;
+    (void)dialStatus(plain, 1, n0); /* a plain dial "succeeds" once its preamble is written */
+    expectCounted(&st->refused_tls, before);
+    char plain_addr[32];
+    snprintf(plain_addr, sizeof plain_addr, "127.0.0.1:%d", w.base_port + 10 + w.n_extra - 1);
+    /* The plain node closes on our hello (and says why in its log); not a refusal here: a
+     * node that stops looks the same. */
+    before = raft_mux_stats(plain)->rejected;
+    assert_int_equal(dialStatus(w.nodes[0].mux, 8, plain_addr), PC_EUNAVAIL);
+    assert_int_equal(raft_mux_stats(plain)->rejected, before + 1);
+
+    /* None of it disturbed the pool. */
+    peerRoundTrip(0, 1);
+    replicateAndCheck(50);
 }
 
 static bool allGroupsClosed(void *arg)
@@ -922,13 +1156,15 @@ static void shutdownIsClean(void **state)
             raft_close(&w.nodes[i].groups[gi].raft, groupClosedCb);
     assert_true(runUntil(allGroupsClosed, NULL, 5000));
 
-    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, w.nodes[1].addr,
+    assert_int_equal(raft_mux_peer_connect(w.nodes[0].mux, &c.req, w.nodes[1].id, w.nodes[1].addr,
                                            clientConnected), 0);
     for (int i = 0; i < N_NODES; i++)
         assert_int_equal(raft_mux_close(w.nodes[i].mux, muxClosedCb, NULL), 0);
+    for (int i = 0; i < w.n_extra; i++)
+        assert_int_equal(raft_mux_close(w.extra[i], muxClosedCb, NULL), 0);
     uv_close((uv_handle_t *)&w.tick, tickClosed);
     assert_int_equal(uv_run(&w.loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(w.muxes_closed, N_NODES);
+    assert_int_equal(w.muxes_closed, N_NODES + w.n_extra);
     assert_true(c.done);
     assert_int_equal(c.status, PC_ECANCELED);
     assert_int_equal(uv_loop_close(&w.loop), 0);
@@ -944,5 +1180,17 @@ int main(void)
         cmocka_unit_test(peerConnectFailures),
         cmocka_unit_test(shutdownIsClean),
     };
-    return cmocka_run_group_tests(tests, setupWorld, teardownWorld);
+    const struct CMUnitTest tls_tests[] = {
+        cmocka_unit_test(raftGroupsElectAndReplicate),
+        cmocka_unit_test(peerLinkRoundTrip),
+        cmocka_unit_test(junkOnThePortIsClosedAndPortKeepsWorking),
+        cmocka_unit_test(silentConnectionIsClosedAfterPreambleTimeout),
+        cmocka_unit_test(peerConnectFailures),
+        cmocka_unit_test(tlsRefusesStrangersAndThePoolGoesOn),
+        cmocka_unit_test(shutdownIsClean),
+    };
+    int failed = cmocka_run_group_tests_name("raft_mux plain", tests, setupWorld, teardownWorld);
+    failed += cmocka_run_group_tests_name("raft_mux mutual TLS", tls_tests, setupWorldTls,
+                                          teardownWorld);
+    return failed;
 }
