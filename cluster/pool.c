@@ -193,6 +193,17 @@ int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, ui
     return group_transfer(sh->g, node);
 }
 
+/* Compliance events a late apply wrote below the adapters' cursors (meta_compl_sweep). */
+static void compl_sweep(struct cluster *cl, uint64_t now)
+{
+    if (now < cl->compl_sweep_due_ms)
+        return;
+    cl->compl_sweep_due_ms = now + POOL_COMPL_SWEEP_MS;
+    unsigned groups = meta_compl_sweep(cluster_meta(cl), cl->st);
+    if (groups > 0)
+        pc_debug("cluster: deleted taken compliance events left in %u raft group(s)", groups);
+}
+
 static void tick_cb(uv_timer_t *h)
 {
     struct cluster *cl = h->data;
@@ -205,6 +216,7 @@ static void tick_cb(uv_timer_t *h)
     members_tick(cl);
     retention_tick(cl, now);
     filefix_tick(cl, now);
+    compl_sweep(cl, now);
     /* Staggered by node id, so that two nodes do not move shards at the same moment. */
     if (++cl->ticks % POOL_BALANCE_TICKS == (cl->self * 37) % POOL_BALANCE_TICKS)
         balance(cl);

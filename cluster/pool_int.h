@@ -38,6 +38,7 @@ enum {
     POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
     POOL_BALANCE_QUIET_MS = 5000, /* ...of a shard without proposals for this long */
     POOL_DISK_CHECK_MS = 250,     /* how often the data disk's free space is read */
+    POOL_COMPL_SWEEP_MS = 1000,   /* how often taken compliance events left behind are swept */
 };
 
 struct pool_shard;
@@ -194,6 +195,7 @@ struct cluster {
     struct pool_backfill *backfills;
     struct pool_filefix *filefixes;
     uint64_t retention_due_ms;
+    uint64_t compl_sweep_due_ms;
 
     /* owning side */
     struct pool_owned *owned;
