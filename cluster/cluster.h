@@ -296,11 +296,13 @@ struct cluster_peer_info {
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);
 uint64_t cluster_node_id(const struct cluster *cl);
-/* Hands the ownership of shard group `group` (1..S) to node (0 = any up-to-date one).
- * Returns 0 (started: the move takes about one round trip), PC_ENOTLEADER with *leader set
- * when another node owns it (ask that node), PC_ENOTFOUND (no such group or node), PC_EBUSY
- * (a move is running). */
-int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader);
+/* Hands the ownership of shard group `group` (1..S) to node (0 = the voter that can take
+ * it over now and lags least). Returns 0 (started: the move takes about one round trip),
+ * PC_ENOTLEADER with *leader set when another node owns it (ask that node), PC_ENOTFOUND
+ * (no such group or node), PC_EBUSY (a move is running), PC_EUNAVAIL (the node cannot take
+ * it over now: *why says why, e.g. its log is behind; the rooms would only wait for it). */
+int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader,
+                           const char **why);
 
 /* Membership (pchatctl node add/remove): proposes the pool's member list with node id
  * added at its cluster address, or removed. cb fires once the change is applied here;

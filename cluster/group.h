@@ -76,6 +76,12 @@ uint32_t group_id(const struct group *g);
  * voter of the group, or is this node). Never from inside a raft callback. */
 int group_transfer(struct group *g, uint64_t node);
 
+/* On the ready leader: how many entries of its log node's replica lacks, as far as raft
+ * learnt from the node's answers (raft_match_index; a node that has not answered this
+ * leader yet lacks the whole log). Returns 0; PC_ENOTLEADER; PC_ENOTFOUND (node is not in
+ * the configuration). */
+int group_lag(struct group *g, uint64_t node, uint64_t *lag);
+
 /* A server of the group's current raft configuration (as this node knows it). */
 struct group_member {
     uint64_t id;

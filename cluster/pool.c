@@ -136,61 +136,16 @@ static void prepare_cb(uv_prepare_t *h)
         owner_propose(&cl->shards[i]);
 }
 
-/* Raft elects whoever times out first, so one node may end up owning most shards (and
- * doing most of the work). Each node gives away, now and then, one shard it leads beyond
- * its share to the least loaded node: only a quiet one (no proposal for 5 s), since a
- * transfer stalls its rooms for a moment and may turn in-flight proposals into "outcome
- * unknown" answers. */
-static void balance(struct cluster *cl)
-{
-    if (!cl->cfg.balance || cl->n_nodes < 2)
-        return;
-    unsigned *count = pc_calloc(cl->n_nodes, sizeof *count);
-    size_t self_i = 0;
-    for (size_t k = 0; k < cl->n_nodes; k++) {
-        if (cl->nodes[k].id == cl->self)
-            self_i = k;
-        else if (!peer_up(cl->peers, cl->nodes[k].id))
-            goto out; /* not while a node is away: it would get nothing, or everything */
-        if (disk_node_full(cl, cl->nodes[k].id))
-            goto out; /* nor while one refuses writes: it hands its shards away (pool_disk.c) */
-    }
-    for (uint32_t i = 0; i < cl->n_shards; i++) {
-        uint64_t leader = group_leader(cl->shards[i].g, NULL);
-        for (size_t k = 0; k < cl->n_nodes; k++)
-            if (cl->nodes[k].id == leader)
-                count[k]++;
-    }
-    unsigned share = (cl->n_shards + (unsigned)cl->n_nodes - 1) / (unsigned)cl->n_nodes;
-    size_t least = self_i;
-    for (size_t k = 0; k < cl->n_nodes; k++)
-        if (count[k] < count[least])
-            least = k;
-    if (count[self_i] <= share || count[least] + 1 > share)
-        goto out;
-    for (uint32_t i = 0; i < cl->n_shards; i++) {
-        struct pool_shard *sh = &cl->shards[i];
-        if (!group_ready_leader(sh->g) || sh->inflight > 0 || sh->n_pending > 0 ||
-            pc_mono_ms() - sh->proposed_ms < POOL_BALANCE_QUIET_MS)
-            continue;
-        if (group_transfer(sh->g, cl->nodes[least].id) == 0)
-            pc_notice("cluster: balancing: this node owns %u of %u shards (share %u); shard "
-                      "group %u goes to node %llu (owns %u)", count[self_i], cl->n_shards, share,
-                      sh->id, (unsigned long long)cl->nodes[least].id, count[least]);
-        break;
-    }
-out:
-    pc_free(count);
-}
-
-int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader)
+int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader,
+                           const char **why)
 {
     struct pool_shard *sh = pool_shard_by_group(cl, group);
     *leader = 0;
+    *why = NULL;
     if (sh == NULL)
         return PC_ENOTFOUND;
     *leader = group_leader(sh->g, NULL);
-    return group_transfer(sh->g, node);
+    return handover_start(cl, sh->g, node, why);
 }
 
 /* Compliance events a late apply wrote below the adapters' cursors (meta_compl_sweep). */

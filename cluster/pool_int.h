@@ -39,6 +39,7 @@ enum {
     POOL_BALANCE_QUIET_MS = 5000, /* ...of a shard without proposals for this long */
     POOL_DISK_CHECK_MS = 250,     /* how often the data disk's free space is read */
     POOL_COMPL_SWEEP_MS = 1000,   /* how often taken compliance events left behind are swept */
+    POOL_SILENT_MS = 1000,        /* a peer silent this long (4 keepalives) is cut off or stopped */
 };
 
 struct pool_shard;
@@ -248,6 +249,22 @@ void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no,
                            uint64_t to);
 void route_close(struct cluster *cl);
 unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
+
+/* pool_handover.c */
+/* True for this node, and for a peer whose link is up and that was heard from within
+ * POOL_SILENT_MS (a link can look up for seconds after its peer was cut off). */
+bool pool_node_alive(const struct cluster *cl, uint64_t node);
+/* Why node cannot take group g's leadership from this node right now (not another voter,
+ * not alive, disk full, log behind), or NULL when it can. */
+const char *handover_unfit(struct cluster *cl, struct group *g, uint64_t node);
+/* Hands g's leadership to node, or (node 0) to the fit voter that lags least. Returns 0
+ * (raft_transfer started), PC_ENOTLEADER, PC_EBUSY (a transfer runs), PC_ENOTFOUND (node is
+ * not another voter), PC_EUNAVAIL (node, or every voter, is unfit: *why says why). */
+int handover_start(struct cluster *cl, struct group *g, uint64_t node, const char **why);
+
+/* pool_balance.c */
+/* Every node, every POOL_BALANCE_TICKS: gives away one quiet shard beyond its share. */
+void balance(struct cluster *cl);
 
 /* pool_disk.c */
 /* Reads the data disk's free space (at most every POOL_DISK_CHECK_MS unless force) and
