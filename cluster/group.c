@@ -432,7 +432,7 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         snprintf(errmsg, errlen, "group %u: bootstrap: %s", cfg->id, raft_errmsg(&g->raft));
         goto fail_raft;
     }
-    raft_set_election_timeout(&g->raft, cfg->election_ms ? cfg->election_ms : 300);
+    raft_set_election_timeout(&g->raft, cfg->election_ms ? cfg->election_ms : GROUP_ELECTION_MS);
     raft_set_heartbeat_timeout(&g->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms : 50);
     raft_set_pre_vote(&g->raft, true);
     raft_set_snapshot_threshold(&g->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);

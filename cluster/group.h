@@ -11,6 +11,8 @@
 struct raft_mux;
 struct group;
 
+#define GROUP_ELECTION_MS 300 /* election timeout when the configuration says 0 */
+
 /* A voter of the group's bootstrap configuration. */
 struct group_voter {
     uint64_t id;
@@ -24,7 +26,7 @@ struct group_config {
     const char *self_address;
     const struct group_voter *voters; /* bootstrap configuration (ignored after the first start) */
     size_t n_voters;
-    unsigned election_ms;      /* 0 = 300 */
+    unsigned election_ms;      /* 0 = GROUP_ELECTION_MS */
     unsigned heartbeat_ms;     /* 0 = 50 */
     unsigned segment_bytes;    /* 0 = 1 MiB */
     unsigned snapshot_threshold; /* entries between snapshots; 0 = 1024 */

@@ -3,10 +3,7 @@
  * loop pass, and resumable framing of inbound connections. See peer.h. */
 #include "cluster/peer.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cluster/raft_mux.h"
 #include "common/pc_alloc.h"
@@ -263,11 +260,7 @@ static void outRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * unacknowledged. Best effort: a failure only loses the faster detection. */
 static void detectDeadPeer(uv_tcp_t *tcp)
 {
-    uv_os_fd_t fd;
-    unsigned timeout = PL_USER_TIMEOUT_MS;
-    uv_tcp_keepalive(tcp, 1, PL_KEEPALIVE_S);
-    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
+    raft_mux_tcp_stall_limit(tcp, PL_USER_TIMEOUT_MS, PL_KEEPALIVE_S);
 }
 
 static void connectCb(struct raft_mux_peer_connect *req, uv_tcp_t *tcp, int status)

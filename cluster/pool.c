@@ -387,7 +387,11 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     if (rc != 0)
         goto fail;
 
-    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address};
+    /* A raft message stuck longer than two election timeouts is worth nothing: the
+     * connection is dropped and redialled instead (raft_mux.h). */
+    unsigned stall_ms = 2 * (cfg->election_ms ? cfg->election_ms : GROUP_ELECTION_MS);
+    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address,
+                                 .raft_stall_ms = stall_ms > 2000 ? stall_ms : 2000};
     rc = raft_mux_create(loop, &mc, &cl->mux);
     if (rc != 0) {
         snprintf(errmsg, errlen, "cannot listen on the cluster port %s (%s): is another node "

@@ -1,6 +1,9 @@
 /* Outbound connects on the cluster port: connect, TCP_NODELAY, write the preamble, hand the
  * stream over, all within connect_timeout_ms. Shared by raft transports and the peer link. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cluster/raft_mux_int.h"
 #include "common/pc_err.h"
@@ -132,6 +135,15 @@ int rmx_dial_start(struct raft_mux *m, struct rmx_dial *d, const char *address,
     m->dials = d;
     rmx_sweep_arm(m);
     return 0;
+}
+
+void raft_mux_tcp_stall_limit(uv_tcp_t *tcp, unsigned stall_ms, unsigned keepalive_s)
+{
+    uv_os_fd_t fd;
+    if (keepalive_s > 0)
+        uv_tcp_keepalive(tcp, 1, keepalive_s);
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &stall_ms, sizeof stall_ms);
 }
 
 void rmx_dial_sweep(struct raft_mux *m, uint64_t now)

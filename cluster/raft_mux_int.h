@@ -93,7 +93,7 @@ struct raft_mux {
     uv_loop_t *loop;
     uint64_t node_id;
     char address[RAFT_MUX_ADDR_MAX + 1];
-    unsigned connect_timeout_ms, preamble_timeout_ms, max_pending;
+    unsigned connect_timeout_ms, preamble_timeout_ms, max_pending, raft_stall_ms;
     uv_tcp_t listener;
     uv_timer_t sweep; /* enforces preamble and connect deadlines while any are pending */
     bool closing;

@@ -68,8 +68,10 @@ static void raftDialDone(struct rmx_dial *d, uv_tcp_t *tcp, int status)
     raft_uv_connect_cb cb = rd->cb;
     pc_free(rd);
     g->n_dials--;
-    if (status == 0)
+    if (status == 0) {
+        raft_mux_tcp_stall_limit(tcp, g->m->raft_stall_ms, 0); /* see raft_mux.h */
         cb(req, (uv_stream_t *)tcp, 0);
+    }
     else
         cb(req, NULL, status == PC_ECANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION);
     /* Last touch of g: the close callback may lead raft to its raft_close callback, where
