@@ -127,8 +127,11 @@ unsigned meta_compl_sweep(const struct meta *m, struct store *st)
     if (b != NULL) {
         int rc = store_write(st, b, false);
         if (rc != 0) {
-            pc_warn("compliance: could not delete events the adapters took: %s; tried again "
-                    "later", pc_strerror(rc));
+            /* Tried again at the next sweep. A full disk (its write gate closed) is said
+             * loudly by the disk guard already: not once a second here too. */
+            if (rc != PC_ENOSPC)
+                pc_warn("compliance: could not delete events the adapters took: %s",
+                        pc_strerror(rc));
             swept = 0;
         }
         store_batch_free(b);
