@@ -45,9 +45,10 @@ static json_t *pool_status_json(struct chat_service *svc)
                                             "reconnects", (json_int_t)peers[i].reconnects,
                                             "dropped", (json_int_t)peers[i].dropped,
                                             "queued_bytes", (json_int_t)peers[i].queued_bytes));
-    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o}", "ok", 1, "node",
+    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o, s:I}", "ok", 1, "node",
                      (json_int_t)cluster_node_id(svc->cl), "domain", cluster_meta(svc->cl)->domain,
-                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
+                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl,
+                     "backfills", (json_int_t)cluster_backfills(svc->cl));
 }
 
 /* Who this node is, for tools that act on the node's process (pchatctl drill). */

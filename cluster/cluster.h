@@ -286,6 +286,9 @@ struct cluster_group_info {
 };
 /* Fills up to max entries; returns the number of groups. */
 size_t cluster_groups(const struct cluster *cl, struct cluster_group_info *out, size_t max);
+/* Ranges of history this replica still has to back-fill from a peer after a shard snapshot
+ * install (0: its store holds every message its rooms committed). */
+size_t cluster_backfills(const struct cluster *cl);
 
 struct cluster_peer_info {
     uint64_t id;

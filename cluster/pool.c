@@ -76,7 +76,7 @@ static void on_peer_message(void *ctx, uint64_t from, uint8_t type, const void *
     }
     case POOL_MSG_RESYNC:
         if ((rc = pool_resync_decode(p, len)) == 0)
-            route_resync(cl, from);
+            route_answers_lost(cl, from);
         break;
     case POOL_MSG_META_REQ: {
         struct pool_meta_req m;

@@ -243,6 +243,8 @@ int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, voi
 void route_complete(struct cluster *cl, uint64_t req_id, const struct room_res *res);
 void route_event(struct cluster *cl, const struct room_event *ev);
 void route_resync(struct cluster *cl, uint64_t owner);
+/* A RESYNC from node: it lost what it had queued for us; re-asks what can be re-asked. */
+void route_answers_lost(struct cluster *cl, uint64_t node);
 void route_link(struct cluster *cl, uint64_t node, bool up);
 void route_tick(struct cluster *cl, uint64_t now);
 void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no, uint64_t from,
