@@ -45,9 +45,10 @@ static json_t *pool_status_json(struct chat_service *svc)
                                             "reconnects", (json_int_t)peers[i].reconnects,
                                             "dropped", (json_int_t)peers[i].dropped,
                                             "queued_bytes", (json_int_t)peers[i].queued_bytes));
-    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o}", "ok", 1, "node",
+    return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o, s:I}", "ok", 1, "node",
                      (json_int_t)cluster_node_id(svc->cl), "domain", cluster_meta(svc->cl)->domain,
-                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl);
+                     "initialised", cluster_meta_ready(svc->cl), "groups", gl, "peers", pl,
+                     "backfills", (json_int_t)cluster_backfills(svc->cl));
 }
 
 /* Who this node is, for tools that act on the node's process (pchatctl drill). */
@@ -72,7 +73,8 @@ static json_t *shard_transfer_json(struct chat_service *svc, json_t *req)
     if (node_s != NULL && (*end != '\0' || node < 1))
         return error_answer("--node must be a node id, e.g. --node 2");
     uint64_t leader = 0;
-    int rc = cluster_shard_transfer(svc->cl, (uint32_t)group, (uint64_t)node, &leader);
+    const char *why = NULL;
+    int rc = cluster_shard_transfer(svc->cl, (uint32_t)group, (uint64_t)node, &leader, &why);
     if (rc == PC_ENOTLEADER)
         return error_answer("node %llu owns shard group %ld, not this one: run the command "
                             "against node %llu's admin socket", (unsigned long long)leader,
@@ -80,6 +82,11 @@ static json_t *shard_transfer_json(struct chat_service *svc, json_t *req)
     if (rc == PC_ENOTFOUND)
         return error_answer("shard group %ld is not in this pool, or the target node is not "
                             "one of its voters (see 'pool status')", group);
+    if (rc == PC_EUNAVAIL && node != 0)
+        return error_answer("node %ld cannot take shard group %ld over now: %s; try again in a "
+                            "moment", node, group, why);
+    if (rc == PC_EUNAVAIL)
+        return error_answer("shard group %ld stays here: %s; try again in a moment", group, why);
     if (rc != 0)
         return error_answer("shard group %ld is being moved already; try again in a moment", group);
     return json_pack("{s:b, s:s}", "ok", 1, "result", "transfer started");

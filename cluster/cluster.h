@@ -294,6 +294,9 @@ struct cluster_group_info {
 };
 /* Fills up to max entries; returns the number of groups. */
 size_t cluster_groups(const struct cluster *cl, struct cluster_group_info *out, size_t max);
+/* Ranges of history this replica still has to back-fill from a peer after a shard snapshot
+ * install (0: its store holds every message its rooms committed). */
+size_t cluster_backfills(const struct cluster *cl);
 
 struct cluster_peer_info {
     uint64_t id;
@@ -312,11 +315,13 @@ struct cluster_port_stats {
 };
 void cluster_port_stats(const struct cluster *cl, struct cluster_port_stats *out);
 uint64_t cluster_node_id(const struct cluster *cl);
-/* Hands the ownership of shard group `group` (1..S) to node (0 = any up-to-date one).
- * Returns 0 (started: the move takes about one round trip), PC_ENOTLEADER with *leader set
- * when another node owns it (ask that node), PC_ENOTFOUND (no such group or node), PC_EBUSY
- * (a move is running). */
-int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader);
+/* Hands the ownership of shard group `group` (1..S) to node (0 = the voter that can take
+ * it over now and lags least). Returns 0 (started: the move takes about one round trip),
+ * PC_ENOTLEADER with *leader set when another node owns it (ask that node), PC_ENOTFOUND
+ * (no such group or node), PC_EBUSY (a move is running), PC_EUNAVAIL (the node cannot take
+ * it over now: *why says why, e.g. its log is behind; the rooms would only wait for it). */
+int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader,
+                           const char **why);
 
 /* Membership (pchatctl node add/remove): proposes the pool's member list with node id
  * added at its cluster address, or removed. cb fires once the change is applied here;

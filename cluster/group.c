@@ -91,6 +91,19 @@ size_t group_members(const struct group *g, struct group_member *out, size_t max
     return c->n;
 }
 
+int group_lag(struct group *g, uint64_t node, uint64_t *lag)
+{
+    if (g->closing || !g->ready)
+        return PC_ENOTLEADER;
+    raft_index match = 0;
+    int rv = raft_match_index(&g->raft, node, &match);
+    if (rv != 0)
+        return rv == RAFT_NOTLEADER ? PC_ENOTLEADER : PC_ENOTFOUND;
+    raft_index last = raft_last_index(&g->raft);
+    *lag = last > match ? last - match : 0;
+    return 0;
+}
+
 bool group_changing(const struct group *g)
 {
     return g->changing;
@@ -221,9 +234,18 @@ int group_propose(struct group *g, struct raft_buffer buf, group_apply_cb cb, vo
 static void transfer_done(struct raft_transfer *req)
 {
     struct group *g = req->data;
-    if (!g->closing)
+    uint64_t leader = g->closing ? 0 : group_leader(g, NULL);
+    if (g->closing) {
+        /* nothing to say: the group is going away */
+    } else if (leader == req->id) {
         pc_notice("cluster: group %u: leadership transfer finished; leader is now node %llu",
-                  g->cfg.id, (unsigned long long)group_leader(g, NULL));
+                  g->cfg.id, (unsigned long long)leader);
+    } else {
+        /* raft gives up after an election timeout; proposals waited that long. */
+        pc_notice("cluster: group %u: node %llu did not take the leadership over within the "
+                  "election timeout; the leader is node %llu",
+                  g->cfg.id, (unsigned long long)req->id, (unsigned long long)leader);
+    }
     pc_free(req);
 }
 
@@ -412,7 +434,7 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         snprintf(errmsg, errlen, "group %u: bootstrap: %s", cfg->id, raft_errmsg(&g->raft));
         goto fail_raft;
     }
-    raft_set_election_timeout(&g->raft, cfg->election_ms ? cfg->election_ms : 300);
+    raft_set_election_timeout(&g->raft, cfg->election_ms ? cfg->election_ms : GROUP_ELECTION_MS);
     raft_set_heartbeat_timeout(&g->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms : 50);
     raft_set_pre_vote(&g->raft, true);
     raft_set_snapshot_threshold(&g->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);

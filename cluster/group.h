@@ -11,6 +11,8 @@
 struct raft_mux;
 struct group;
 
+#define GROUP_ELECTION_MS 300 /* election timeout when the configuration says 0 */
+
 /* A voter of the group's bootstrap configuration. */
 struct group_voter {
     uint64_t id;
@@ -24,7 +26,7 @@ struct group_config {
     const char *self_address;
     const struct group_voter *voters; /* bootstrap configuration (ignored after the first start) */
     size_t n_voters;
-    unsigned election_ms;      /* 0 = 300 */
+    unsigned election_ms;      /* 0 = GROUP_ELECTION_MS */
     unsigned heartbeat_ms;     /* 0 = 50 */
     unsigned segment_bytes;    /* 0 = 1 MiB */
     unsigned snapshot_threshold; /* entries between snapshots; 0 = 1024 */
@@ -75,6 +77,12 @@ uint32_t group_id(const struct group *g);
  * the ready leader); PC_EBUSY (a transfer is already running); PC_ENOTFOUND (node is not a
  * voter of the group, or is this node). Never from inside a raft callback. */
 int group_transfer(struct group *g, uint64_t node);
+
+/* On the ready leader: how many entries of its log node's replica lacks, as far as raft
+ * learnt from the node's answers (raft_match_index; a node that has not answered this
+ * leader yet lacks the whole log). Returns 0; PC_ENOTLEADER; PC_ENOTFOUND (node is not in
+ * the configuration). */
+int group_lag(struct group *g, uint64_t node, uint64_t *lag);
 
 /* A server of the group's current raft configuration (as this node knows it). */
 struct group_member {

@@ -240,6 +240,12 @@ const struct meta_compl_adapter *meta_compl_adapter(const struct meta *m, const 
 /* The position up to which every registered adapter has taken group's events (what may be
  * deleted); {group, 0, 0} when none or when no adapter is registered. */
 struct meta_compl_pos meta_compl_taken(const struct meta *m, uint32_t group);
+/* Adds to b the deletion of group's events up to meta_compl_taken (nothing when none). */
+void meta_compl_delete_taken(const struct meta *m, uint32_t group, struct store_batch *b);
+/* Deletes from st, now, the events every adapter took that are still stored (written by an
+ * apply after the cursor's): a seek per group, a write only where something is left.
+ * Returns how many groups had some. */
+unsigned meta_compl_sweep(const struct meta *m, struct store *st);
 
 /* The shard a room's messages belong to: a pure function of its GUID. */
 uint32_t meta_shard_of(const char *guid, uint32_t shard_count);

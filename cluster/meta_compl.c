@@ -7,6 +7,7 @@
 #include "cluster/meta_int.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
+#include "common/pc_log.h"
 #include "storage/store.h"
 #include "storage/store_keys.h"
 
@@ -63,7 +64,7 @@ struct meta_compl_pos meta_compl_taken(const struct meta *m, uint32_t group)
 
 /* Deletes the group's events up to what every adapter took: a range from the group's
  * start, so that events a snapshot install brought back are swept too. */
-static void delete_taken(const struct meta *m, uint32_t group, struct store_batch *b)
+void meta_compl_delete_taken(const struct meta *m, uint32_t group, struct store_batch *b)
 {
     struct meta_compl_pos t = meta_compl_taken(m, group);
     if (t.index == 0)
@@ -75,6 +76,67 @@ static void delete_taken(const struct meta *m, uint32_t group, struct store_batc
     else
         store_key_compl(hi, group, t.index, t.n + 1);
     store_batch_delete_range(b, STORE_CF_COMPL, lo, sizeof lo, hi, sizeof hi);
+}
+
+/* True when the group's oldest stored event is one every adapter took already. */
+static bool oldest_taken(const struct meta *m, struct store *st, uint32_t group)
+{
+    struct meta_compl_pos t = meta_compl_taken(m, group);
+    if (t.index == 0)
+        return false;
+    uint8_t lo[STORE_COMPL_KEY_LEN], hi[STORE_COMPL_KEY_LEN];
+    store_key_compl(lo, group, 0, 0);
+    store_key_compl(hi, group + 1, 0, 0);
+    struct store_iter *it = store_iter_new(st, STORE_CF_COMPL, lo, sizeof lo,
+                                           group == UINT32_MAX ? NULL : hi, sizeof hi);
+    store_iter_first(it);
+    bool taken = false;
+    if (store_iter_valid(it)) {
+        struct pc_str k = store_iter_key(it);
+        struct meta_compl_pos first = {group, 0, 0};
+        if (k.len == STORE_COMPL_KEY_LEN) {
+            store_key_compl_parse((const uint8_t *)k.p, &first.group, &first.index, &first.n);
+            taken = !pos_after(&first, &t);
+        }
+    }
+    store_iter_free(it);
+    return taken;
+}
+
+/* The cursor's apply deletes what the adapters took as it stood on this replica then. A
+ * replica whose shard group lags its metadata group applies that shard's entries (or
+ * installs its snapshot) later, and writes events the adapters took already; nothing
+ * would delete them until the cursor moves again, maybe never (an idle group). This local
+ * sweep catches them: one seek per group to its oldest event, and a range delete only
+ * where that one is taken. Not replicated, and needs not be: the dispatcher never reads
+ * at or below a cursor, so what is deleted here is dead on every replica. */
+unsigned meta_compl_sweep(const struct meta *m, struct store *st)
+{
+    if (m->n_adapters == 0)
+        return 0;
+    struct store_batch *b = NULL;
+    unsigned swept = 0;
+    for (uint32_t g = 0; g <= m->shard_count; g++) {
+        if (!oldest_taken(m, st, g))
+            continue;
+        if (b == NULL)
+            b = store_batch_new(st);
+        meta_compl_delete_taken(m, g, b);
+        swept++;
+    }
+    if (b != NULL) {
+        int rc = store_write(st, b, false);
+        if (rc != 0) {
+            /* Tried again at the next sweep. A full disk (its write gate closed) is said
+             * loudly by the disk guard already: not once a second here too. */
+            if (rc != PC_ENOSPC)
+                pc_warn("compliance: could not delete events the adapters took: %s",
+                        pc_strerror(rc));
+            swept = 0;
+        }
+        store_batch_free(b);
+    }
+    return swept;
 }
 
 static void put_cursor(struct store_batch *b, const char *adapter, const struct meta_compl_pos *p)
@@ -111,7 +173,7 @@ void meta_apply_compl_cursor(struct meta *m, const struct meta_op *op, struct st
             continue; /* cursors only move forward (a duplicate confirmation is harmless) */
         *cur = *p;
         put_cursor(b, a->name, cur);
-        delete_taken(m, p->group, b);
+        meta_compl_delete_taken(m, p->group, b);
     }
 }
 
@@ -131,7 +193,7 @@ void meta_apply_compl_forget(struct meta *m, const struct meta_op *op, struct st
     pc_free(a->pos);
     *a = m->adapters[--m->n_adapters];
     for (uint32_t g = 0; g <= m->shard_count; g++)
-        delete_taken(m, g, b);
+        meta_compl_delete_taken(m, g, b);
 }
 
 int meta_load_compl_cursor(struct meta *m, struct pc_str key, struct pc_str val)

@@ -27,6 +27,8 @@
 #define PL_READ_MIN ((size_t)64 << 10)
 #define PL_READ_KEEP ((size_t)1 << 20) /* a bigger idle read buffer is given back */
 #define PL_READ_MAX ((size_t)1 << 30)  /* uv_buf_t lengths are unsigned */
+#define PL_PING_MS 250  /* an idle up link carries a keepalive frame this often */
+#define PL_TYPE_PING 0  /* the link's own frame type: never delivered to the handler */
 
 /* Queued bytes for one destination. A copy chunk holds many whole frames back to back, so a
  * burst of small messages becomes a few large buffers; a shared chunk holds one frame header
@@ -36,7 +38,8 @@ struct pl_chunk {
     struct pc_rbuf *body; /* shared chunk; NULL for a copy chunk */
     size_t len;           /* frame bytes in this chunk (shared: header + body) */
     size_t cap;           /* copy chunk: room in data */
-    uint32_t msgs;        /* frames in this chunk */
+    uint32_t msgs;        /* messages in this chunk */
+    uint32_t pings;       /* keepalive frames in this chunk (not messages) */
     uint8_t hdr[PL_HDR];  /* shared chunk's frame header */
     char data[];
 };
@@ -48,7 +51,7 @@ struct pl_write {
     struct pl_node *node;
     struct pl_chunk *chunks;
     size_t bytes;
-    uint32_t msgs;
+    uint32_t msgs, pings;
 };
 
 enum pl_state {
@@ -78,6 +81,7 @@ struct pl_node {
     size_t queued;                 /* frame bytes in head..tail + in `writing` */
     struct pl_write *writing;      /* at most one write in flight: keeps order trivial */
     struct pl_in *in;              /* its current inbound connection */
+    uint64_t heard_ms;             /* uv_now when bytes last came from it; 0 = never */
     struct peer_stats st;
 };
 
@@ -105,6 +109,7 @@ struct peer_link {
     size_t n_nodes;
     struct pl_in *ins;
     uv_prepare_t flush; /* writes batched once per loop pass */
+    uv_timer_t ping;    /* keepalives on idle links (peer_silence_ms) */
     bool flush_armed;
     uv_buf_t *iov; /* scratch for uv_write (libuv copies the array) */
     size_t iov_cap;
@@ -323,7 +328,7 @@ static void writeCb(uv_write_t *req, int status)
         n->queued -= w->bytes;
         if (status == 0) {
             n->st.sent += w->msgs;
-            n->st.bytes_out += w->bytes;
+            n->st.bytes_out += w->bytes - (size_t)w->pings * PL_HDR;
             if (n->head != NULL)
                 armFlush(n->pl);
         } else {
@@ -356,6 +361,7 @@ static void writeBatch(struct pl_node *n)
         }
         w->bytes += c->len;
         w->msgs += c->msgs;
+        w->pings += c->pings;
         last = c;
         c = c->next;
     }
@@ -422,17 +428,15 @@ static void enqueue(struct pl_node *n, struct pl_chunk *c)
 static void queued(struct pl_node *n, size_t frame)
 {
     n->queued += frame;
-    n->queued_msgs++;
     if (n->state == PL_UP && n->writing == NULL)
         armFlush(n->pl);
 }
 
-int peer_send(struct peer_link *pl, uint64_t node, uint8_t type, const void *payload, size_t len)
+/* Appends one frame to n's queue, in the last copy chunk when it fits. The counters are
+ * about messages: a keepalive (type PL_TYPE_PING) is not one. */
+static void appendFrame(struct pl_node *n, uint8_t type, const void *payload, size_t len)
 {
-    struct pl_node *n;
-    int rv = admit(pl, node, len, &n);
-    if (rv != 0)
-        return rv;
+    uint32_t msgs = type == PL_TYPE_PING ? 0 : 1;
     size_t frame = PL_HDR + len;
     struct pl_chunk *c = n->tail;
     if (c == NULL || c->body != NULL || c->cap - c->len < frame) {
@@ -445,20 +449,36 @@ int peer_send(struct peer_link *pl, uint64_t node, uint8_t type, const void *pay
         c->len = 0;
         c->cap = cap;
         c->msgs = 0;
+        c->pings = 0;
         enqueue(n, c);
     }
     putHeader((uint8_t *)c->data + c->len, len, type);
     if (len > 0)
         memcpy(c->data + c->len + PL_HDR, payload, len);
     c->len += frame;
-    c->msgs++;
+    c->msgs += msgs;
+    c->pings += 1 - msgs;
+    n->queued_msgs += msgs;
     queued(n, frame);
+}
+
+int peer_send(struct peer_link *pl, uint64_t node, uint8_t type, const void *payload, size_t len)
+{
+    struct pl_node *n;
+    if (type == PL_TYPE_PING)
+        return PC_EINVAL;
+    int rv = admit(pl, node, len, &n);
+    if (rv != 0)
+        return rv;
+    appendFrame(n, type, payload, len);
     return 0;
 }
 
 int peer_send_shared(struct peer_link *pl, uint64_t node, uint8_t type, struct pc_rbuf *body)
 {
     struct pl_node *n;
+    if (type == PL_TYPE_PING)
+        return PC_EINVAL;
     int rv = admit(pl, node, body->len, &n);
     if (rv != 0)
         return rv;
@@ -468,10 +488,27 @@ int peer_send_shared(struct peer_link *pl, uint64_t node, uint8_t type, struct p
     c->len = PL_HDR + body->len;
     c->cap = 0;
     c->msgs = 1;
+    c->pings = 0;
     putHeader(c->hdr, body->len, type);
     enqueue(n, c);
+    n->queued_msgs++;
     queued(n, c->len);
     return 0;
+}
+
+/* A connection that looks up may carry nothing (the peer is cut off or stopped: TCP only
+ * gives up after the cluster port's user timeout, raft_mux_dial.c). The receiving side can tell, if every live peer
+ * speaks often: an idle up link sends a keepalive every PL_PING_MS, and peer_silence_ms
+ * says how long a peer has been quiet. A link with something queued or being written
+ * sends no keepalive: its own bytes prove it alive when they arrive. */
+static void pingCb(uv_timer_t *t)
+{
+    struct peer_link *pl = t->data;
+    for (size_t i = 0; i < pl->n_nodes && !pl->closing; i++) {
+        struct pl_node *n = &pl->nodes[i];
+        if (n->state == PL_UP && n->head == NULL && n->writing == NULL)
+            appendFrame(n, PL_TYPE_PING, NULL, 0);
+    }
 }
 
 /* ---- inbound ----------------------------------------------------------------------------- */
@@ -528,6 +565,8 @@ static void inParse(struct pl_in *in)
         }
         const uint8_t *f = in->buf + off + 4;
         off += 4 + (size_t)flen;
+        if (f[0] == PL_TYPE_PING)
+            continue; /* heard_ms is all it is for */
         n->st.received++;
         n->st.bytes_in += 4 + (size_t)flen;
         pl->h.message(pl->h.ctx, n->id, f[0], f + 1, flen - 1);
@@ -583,6 +622,7 @@ static void inRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     in->len += (size_t)nread;
+    in->node->heard_ms = uv_now(in->pl->loop);
     inParse(in);
 }
 
@@ -614,6 +654,7 @@ static void acceptCb(void *arg, const struct raft_mux_peer_accept *acc)
         inClose(n->in);
     }
     n->in = in;
+    n->heard_ms = uv_now(pl->loop);
     pc_info("peer link: connection from node %llu (%s)", (unsigned long long)n->id,
             acc->address);
     if (acc->len > 0) {
@@ -697,6 +738,9 @@ int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_lin
     pl->nodes = pc_calloc(PL_MAX_NODES, sizeof *pl->nodes);
     uv_prepare_init(loop, &pl->flush);
     pl->flush.data = pl;
+    uv_timer_init(loop, &pl->ping);
+    pl->ping.data = pl;
+    uv_timer_start(&pl->ping, pingCb, PL_PING_MS, PL_PING_MS);
     for (size_t i = 0; i < cfg->n_peers; i++)
         if (cfg->peers[i].id != cfg->self_id)
             addNode(pl, cfg->peers[i].id, cfg->peers[i].address);
@@ -724,6 +768,15 @@ bool peer_up(const struct peer_link *pl, uint64_t node)
 {
     const struct pl_node *n = findNode(pl, node);
     return n != NULL && n->state == PL_UP;
+}
+
+uint64_t peer_silence_ms(const struct peer_link *pl, uint64_t node)
+{
+    const struct pl_node *n = findNode(pl, node);
+    if (n == NULL || n->heard_ms == 0)
+        return UINT64_MAX;
+    uint64_t now = uv_now(pl->loop);
+    return now > n->heard_ms ? now - n->heard_ms : 0;
 }
 
 void peer_link_stats(const struct peer_link *pl, uint64_t node, struct peer_stats *out)
@@ -769,4 +822,6 @@ void peer_link_close(struct peer_link *pl, void (*cb)(void *arg), void *arg)
         inClose(in); /* stays listed until inClosed: the walk is safe */
     pl->pending++;
     uv_close((uv_handle_t *)&pl->flush, handleClosed);
+    pl->pending++;
+    uv_close((uv_handle_t *)&pl->ping, handleClosed);
 }

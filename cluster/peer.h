@@ -17,7 +17,8 @@ struct pc_rbuf;
  * duplicates; a link going down may lose what was queued or in flight at that moment (the
  * `link` handler says so), never reorder it.
  *
- * Frame on the wire: u32 big-endian length of (type + payload) | u8 type | payload. Writes
+ * Frame on the wire: u32 big-endian length of (type + payload) | u8 type | payload; type 0
+ * is the link's keepalive (no payload), the others are the caller's. Writes
  * are batched per loop pass (one uv_write of many buffers per destination, from a
  * uv_prepare), so a burst of sends costs a few syscalls, not one per message.
  *
@@ -73,8 +74,8 @@ int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_lin
  * that leaves the pool stays a peer until the restart (the link just stays down). */
 int peer_link_add(struct peer_link *pl, uint64_t id, const char *address);
 
-/* Queues one message for node (payload copied). Returns 0; PC_EUNAVAIL (unknown node, self,
- * or the link is closing); PC_EBUSY (the queue would pass max_queue_bytes: the caller
+/* Queues one message for node (payload copied). Returns 0; PC_EINVAL (type 0: the link's
+ * own keepalive); PC_EUNAVAIL (unknown node, self, or the link is closing); PC_EBUSY (the queue would pass max_queue_bytes: the caller
  * answers 503); PC_ETOOBIG (1 + len over max_frame_bytes: the peer would refuse it). Never
  * calls a handler inline. */
 int peer_send(struct peer_link *pl, uint64_t node, uint8_t type, const void *payload, size_t len);
@@ -83,8 +84,15 @@ int peer_send(struct peer_link *pl, uint64_t node, uint8_t type, const void *pay
  * its own reference on success; the caller keeps (and drops) its own. */
 int peer_send_shared(struct peer_link *pl, uint64_t node, uint8_t type, struct pc_rbuf *body);
 
-/* True while the outbound connection to node is established. */
+/* True while the outbound connection to node is established. That connection may look up
+ * for seconds after the peer was cut off (TCP gives up on unacknowledged data only after
+ * 10 s): peer_silence_ms says whether the peer still speaks. */
 bool peer_up(const struct peer_link *pl, uint64_t node);
+
+/* Milliseconds since bytes last arrived from node (UINT64_MAX: never, or unknown node).
+ * Every live peer sends at least every 250 ms (keepalive frames of type 0 on idle links,
+ * which the link consumes), so more than about a second means it is cut off or stopped. */
+uint64_t peer_silence_ms(const struct peer_link *pl, uint64_t node);
 
 struct peer_stats {
     uint64_t sent;         /* messages written to the socket */

@@ -77,7 +77,7 @@ static void on_peer_message(void *ctx, uint64_t from, uint8_t type, const void *
     }
     case POOL_MSG_RESYNC:
         if ((rc = pool_resync_decode(p, len)) == 0)
-            route_resync(cl, from);
+            route_answers_lost(cl, from);
         break;
     case POOL_MSG_META_REQ: {
         struct pool_meta_req m;
@@ -137,61 +137,27 @@ static void prepare_cb(uv_prepare_t *h)
         owner_propose(&cl->shards[i]);
 }
 
-/* Raft elects whoever times out first, so one node may end up owning most shards (and
- * doing most of the work). Each node gives away, now and then, one shard it leads beyond
- * its share to the least loaded node: only a quiet one (no proposal for 5 s), since a
- * transfer stalls its rooms for a moment and may turn in-flight proposals into "outcome
- * unknown" answers. */
-static void balance(struct cluster *cl)
-{
-    if (!cl->cfg.balance || cl->n_nodes < 2)
-        return;
-    unsigned *count = pc_calloc(cl->n_nodes, sizeof *count);
-    size_t self_i = 0;
-    for (size_t k = 0; k < cl->n_nodes; k++) {
-        if (cl->nodes[k].id == cl->self)
-            self_i = k;
-        else if (!peer_up(cl->peers, cl->nodes[k].id))
-            goto out; /* not while a node is away: it would get nothing, or everything */
-        if (disk_node_full(cl, cl->nodes[k].id))
-            goto out; /* nor while one refuses writes: it hands its shards away (pool_disk.c) */
-    }
-    for (uint32_t i = 0; i < cl->n_shards; i++) {
-        uint64_t leader = group_leader(cl->shards[i].g, NULL);
-        for (size_t k = 0; k < cl->n_nodes; k++)
-            if (cl->nodes[k].id == leader)
-                count[k]++;
-    }
-    unsigned share = (cl->n_shards + (unsigned)cl->n_nodes - 1) / (unsigned)cl->n_nodes;
-    size_t least = self_i;
-    for (size_t k = 0; k < cl->n_nodes; k++)
-        if (count[k] < count[least])
-            least = k;
-    if (count[self_i] <= share || count[least] + 1 > share)
-        goto out;
-    for (uint32_t i = 0; i < cl->n_shards; i++) {
-        struct pool_shard *sh = &cl->shards[i];
-        if (!group_ready_leader(sh->g) || sh->inflight > 0 || sh->n_pending > 0 ||
-            pc_mono_ms() - sh->proposed_ms < POOL_BALANCE_QUIET_MS)
-            continue;
-        if (group_transfer(sh->g, cl->nodes[least].id) == 0)
-            pc_notice("cluster: balancing: this node owns %u of %u shards (share %u); shard "
-                      "group %u goes to node %llu (owns %u)", count[self_i], cl->n_shards, share,
-                      sh->id, (unsigned long long)cl->nodes[least].id, count[least]);
-        break;
-    }
-out:
-    pc_free(count);
-}
-
-int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader)
+int cluster_shard_transfer(struct cluster *cl, uint32_t group, uint64_t node, uint64_t *leader,
+                           const char **why)
 {
     struct pool_shard *sh = pool_shard_by_group(cl, group);
     *leader = 0;
+    *why = NULL;
     if (sh == NULL)
         return PC_ENOTFOUND;
     *leader = group_leader(sh->g, NULL);
-    return group_transfer(sh->g, node);
+    return handover_start(cl, sh->g, node, why);
+}
+
+/* Compliance events a late apply wrote below the adapters' cursors (meta_compl_sweep). */
+static void compl_sweep(struct cluster *cl, uint64_t now)
+{
+    if (now < cl->compl_sweep_due_ms)
+        return;
+    cl->compl_sweep_due_ms = now + POOL_COMPL_SWEEP_MS;
+    unsigned groups = meta_compl_sweep(cluster_meta(cl), cl->st);
+    if (groups > 0)
+        pc_debug("cluster: deleted taken compliance events left in %u raft group(s)", groups);
 }
 
 static void tick_cb(uv_timer_t *h)
@@ -207,6 +173,7 @@ static void tick_cb(uv_timer_t *h)
     retention_tick(cl, now);
     uploads_tick(cl, now);
     filefix_tick(cl, now);
+    compl_sweep(cl, now);
     /* Staggered by node id, so that two nodes do not move shards at the same moment. */
     if (++cl->ticks % POOL_BALANCE_TICKS == (cl->self * 37) % POOL_BALANCE_TICKS)
         balance(cl);
@@ -438,7 +405,11 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
                 "pool node. Set [cluster] tls_ca, tls_cert and tls_key (docs/OPERATIONS.md, "
                 "deploy/pool-ca)", cl->address);
     }
-    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address, .tls = tls};
+    /* A raft message stuck longer than two election timeouts is worth nothing: the
+     * connection is dropped and redialled instead (raft_mux.h). */
+    unsigned stall_ms = 2 * (cfg->election_ms ? cfg->election_ms : GROUP_ELECTION_MS);
+    struct raft_mux_config mc = {.node_id = cl->self, .address = cl->address, .tls = tls,
+                                 .raft_stall_ms = stall_ms > 2000 ? stall_ms : 2000};
     rc = raft_mux_create(loop, &mc, &cl->mux);
     SSL_CTX_free(tls); /* the mux holds its own reference */
     if (rc != 0) {

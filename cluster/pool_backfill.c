@@ -126,6 +126,14 @@ void backfill_purged(struct cluster *cl, uint64_t room_no, uint64_t floor)
     }
 }
 
+size_t cluster_backfills(const struct cluster *cl)
+{
+    size_t n = 0;
+    for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)
+        n++;
+    return n;
+}
+
 bool backfill_pending(const struct cluster *cl, uint64_t room_no)
 {
     for (const struct pool_backfill *bf = cl->backfills; bf != NULL; bf = bf->next)

@@ -48,9 +48,9 @@ static void tell_peers(struct cluster *cl)
             tell_peer(cl, cl->nodes[i].id);
 }
 
-/* A full node leads nothing it can avoid: each group it leads goes to the most up-to-date
- * other voter (raft_transfer to 0), whose disk has room unless it said otherwise. With no
- * other voter, the node stays leader and refuses. */
+/* A full node leads nothing it can avoid: each group it leads goes to the other voter that
+ * can take it over now and lags least (pool_handover.c: alive, room on its disk, log caught
+ * up). With none, the node stays leader and refuses, and tries again DISK_SHED_MS later. */
 static void shed_leadership(struct cluster *cl, uint64_t now)
 {
     struct pool_disk *d = &cl->disk;
@@ -58,11 +58,10 @@ static void shed_leadership(struct cluster *cl, uint64_t now)
         return;
     d->shed_due_ms = now + DISK_SHED_MS;
     unsigned handed = 0;
-    if (cl->meta_g != NULL && group_ready_leader(cl->meta_g) && group_transfer(cl->meta_g, 0) == 0)
-        handed++;
-    for (uint32_t i = 0; i < cl->n_shards; i++) {
-        struct group *g = cl->shards[i].g;
-        if (g != NULL && group_ready_leader(g) && group_transfer(g, 0) == 0)
+    const char *why;
+    for (uint32_t i = 0; i <= cl->n_shards; i++) {
+        struct group *g = i == 0 ? cl->meta_g : cl->shards[i - 1].g;
+        if (g != NULL && handover_start(cl, g, 0, &why) == 0)
             handed++;
     }
     if (handed > 0)

@@ -38,6 +38,8 @@ enum {
     POOL_BALANCE_TICKS = 250,     /* 5 s between two ownership moves of one node */
     POOL_BALANCE_QUIET_MS = 5000, /* ...of a shard without proposals for this long */
     POOL_DISK_CHECK_MS = 250,     /* how often the data disk's free space is read */
+    POOL_COMPL_SWEEP_MS = 1000,   /* how often taken compliance events left behind are swept */
+    POOL_SILENT_MS = 1000,        /* a peer silent this long (4 keepalives) is cut off or stopped */
 };
 
 struct pool_shard;
@@ -196,6 +198,7 @@ struct cluster {
     uint64_t retention_due_ms;
     struct upload_seen *uploads_seen; /* files with chunks and no record (pool_uploads.c) */
     uint64_t uploads_due_ms, uploads_sweep;
+    uint64_t compl_sweep_due_ms;
 
     /* owning side */
     struct pool_owned *owned;
@@ -242,12 +245,30 @@ int route_submit(struct cluster *cl, const struct room_req *req, room_cb cb, voi
 void route_complete(struct cluster *cl, uint64_t req_id, const struct room_res *res);
 void route_event(struct cluster *cl, const struct room_event *ev);
 void route_resync(struct cluster *cl, uint64_t owner);
+/* A RESYNC from node: it lost what it had queued for us; re-asks what can be re-asked. */
+void route_answers_lost(struct cluster *cl, uint64_t node);
 void route_link(struct cluster *cl, uint64_t node, bool up);
 void route_tick(struct cluster *cl, uint64_t now);
 void route_backfill_needed(struct cluster *cl, uint32_t group, uint64_t room_no, uint64_t from,
                            uint64_t to);
 void route_close(struct cluster *cl);
 unsigned route_room_users(const struct cluster *cl, uint64_t room_no);
+
+/* pool_handover.c */
+/* True for this node, and for a peer whose link is up and that was heard from within
+ * POOL_SILENT_MS (a link can look up for seconds after its peer was cut off). */
+bool pool_node_alive(const struct cluster *cl, uint64_t node);
+/* Why node cannot take group g's leadership from this node right now (not another voter,
+ * not alive, disk full, log behind), or NULL when it can. */
+const char *handover_unfit(struct cluster *cl, struct group *g, uint64_t node);
+/* Hands g's leadership to node, or (node 0) to the fit voter that lags least. Returns 0
+ * (raft_transfer started), PC_ENOTLEADER, PC_EBUSY (a transfer runs), PC_ENOTFOUND (node is
+ * not another voter), PC_EUNAVAIL (node, or every voter, is unfit: *why says why). */
+int handover_start(struct cluster *cl, struct group *g, uint64_t node, const char **why);
+
+/* pool_balance.c */
+/* Every node, every POOL_BALANCE_TICKS: gives away one quiet shard beyond its share. */
+void balance(struct cluster *cl);
 
 /* pool_disk.c */
 /* Reads the data disk's free space (at most every POOL_DISK_CHECK_MS unless force) and

@@ -103,6 +103,14 @@ static void reconcile_group(struct group *g, const struct member *m, size_t n)
         }
 }
 
+/* A node that is no longer a member hands the group away: its new leader removes it. */
+static void leave_group(struct cluster *cl, struct group *g)
+{
+    const char *why;
+    if (handover_start(cl, g, 0, &why) == PC_EUNAVAIL)
+        pc_debug("cluster: group %u: no longer a member, but %s", group_id(g), why);
+}
+
 void members_tick(struct cluster *cl)
 {
     if (++cl->member_ticks % MEMBERS_TICKS != 0 || !cluster_meta_ready(cl))
@@ -120,7 +128,7 @@ void members_tick(struct cluster *cl)
         if (member)
             reconcile_group(g, m, n);
         else
-            group_transfer(g, 0); /* leaving: the others will remove this node */
+            leave_group(cl, g);
     }
 }
 

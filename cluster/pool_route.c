@@ -292,6 +292,20 @@ void route_resync(struct cluster *cl, uint64_t owner)
             s->owner = 0;
 }
 
+void route_answers_lost(struct cluster *cl, uint64_t node)
+{
+    /* Its link to us went down and came back: what it had queued for us is gone, answers
+     * included, and our requests would wait for the forward timeout (10 s; a back-fill
+     * after a partition stalled that long in the chaos run). Reads and roster requests go
+     * out again (a second answer finds the request finished and is ignored); posts keep
+     * waiting: sending one again could commit it twice. */
+    struct pool_fwd *f, *tmp;
+    HASH_ITER(hh, cl->fwds, f, tmp)
+        if (f->dest == node && node != cl->self && f->req.kind != ROOM_REQ_POST)
+            fwd_dispatch(cl, f); /* may finish f */
+    route_resync(cl, node);
+}
+
 unsigned route_room_users(const struct cluster *cl, uint64_t room_no)
 {
     const struct pool_sub *s = sub_find(cl, room_no);

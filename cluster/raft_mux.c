@@ -18,6 +18,7 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
 #define DEFAULT_PREAMBLE_TIMEOUT_MS 2000
+#define DEFAULT_RAFT_STALL_MS 2000
 #define DEFAULT_MAX_PENDING 256
 #define LOG_LINES_PER_SECOND 10
 
@@ -486,6 +487,7 @@ int raft_mux_create(uv_loop_t *loop, const struct raft_mux_config *cfg, struct r
     m->max_pending = cfg->max_pending ? cfg->max_pending : DEFAULT_MAX_PENDING;
     if (cfg->tls != NULL && SSL_CTX_up_ref(cfg->tls) == 1)
         m->tls = cfg->tls;
+    m->raft_stall_ms = cfg->raft_stall_ms ? cfg->raft_stall_ms : DEFAULT_RAFT_STALL_MS;
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
     uv_tcp_init(loop, &m->listener);

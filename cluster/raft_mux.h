@@ -65,7 +65,15 @@ struct raft_mux_config {
     unsigned max_pending;         /* inbound connections still in their preamble; 0 = 256 */
     SSL_CTX *tls;                 /* NULL = plain; else mutual TLS with this context (built by
                                      cluster_tls_context; the mux takes its own reference) */
+    unsigned raft_stall_ms;       /* outbound raft connections: see below; 0 = 2000 */
 };
+
+/* A partition blackholes packets: TCP keeps the connection and retransmits with exponential
+ * backoff (0.2, 0.4, 0.8 ... s), so once the partition heals the next retransmission, and
+ * with it every raft message queued behind, may still be seconds away (12.6 s after the
+ * start of an 8 s partition). Raft would then miss elections it could win. So outbound raft
+ * connections whose data stays unacknowledged for raft_stall_ms fail (TCP_USER_TIMEOUT):
+ * raft_uv redials at once, and a fresh connection has no backoff to sit out. */
 
 struct raft_mux_stats {
     uint64_t accepted;     /* inbound connections */
@@ -100,6 +108,11 @@ int raft_mux_create(uv_loop_t *loop, const struct raft_mux_config *cfg, struct r
 int raft_mux_close(struct raft_mux *m, void (*cb)(void *arg), void *arg);
 
 const struct raft_mux_stats *raft_mux_stats(const struct raft_mux *m);
+
+/* Makes tcp fail once data written on it stayed unacknowledged for stall_ms
+ * (TCP_USER_TIMEOUT), and, with keepalive_s > 0, probe the peer after that many idle
+ * seconds. Best effort: an error only loses the earlier detection. */
+void raft_mux_tcp_stall_limit(uv_tcp_t *tcp, unsigned stall_ms, unsigned keepalive_s);
 
 /* uv_close_cb that frees a handle received from this module (raft_malloc'd). */
 void raft_mux_handle_free(uv_handle_t *handle);

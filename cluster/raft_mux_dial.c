@@ -92,16 +92,6 @@ static void writeCb(uv_write_t *w, int status)
     rmx_dial_succeed(d, (uv_stream_t *)d->tcp);
 }
 
-static void detectDeadPeer(uv_tcp_t *tcp)
-{
-    uv_os_fd_t fd;
-    unsigned timeout = RMX_USER_TIMEOUT_MS;
-    uv_tcp_keepalive(tcp, 1, RMX_KEEPALIVE_S);
-    /* Best effort: a failure only loses the faster detection. */
-    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
-}
-
 static void connectCb(uv_connect_t *c, int status)
 {
     struct rmx_dial *d = c->data;
@@ -119,7 +109,9 @@ static void connectCb(uv_connect_t *c, int status)
      * creates the socket, and being sure costs one syscall per connection. */
     uv_tcp_nodelay(tcp, 1);
     if (d->keepalive)
-        detectDeadPeer(tcp);
+        raft_mux_tcp_stall_limit(tcp, RMX_USER_TIMEOUT_MS, RMX_KEEPALIVE_S);
+    else if (d->stall_ms != 0)
+        raft_mux_tcp_stall_limit(tcp, d->stall_ms, 0);
     if (d->tp != NULL) {
         if (rmx_tls_dial_connected(d) != 0)
             rmx_dial_fail(d, PC_EUNAVAIL);
@@ -179,6 +171,15 @@ int rmx_dial_start(struct raft_mux *m, struct rmx_dial *d, const char *address,
     }
     rmx_sweep_arm(m);
     return 0;
+}
+
+void raft_mux_tcp_stall_limit(uv_tcp_t *tcp, unsigned stall_ms, unsigned keepalive_s)
+{
+    uv_os_fd_t fd;
+    if (keepalive_s > 0)
+        uv_tcp_keepalive(tcp, 1, keepalive_s);
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &stall_ms, sizeof stall_ms);
 }
 
 void rmx_dial_sweep(struct raft_mux *m, uint64_t now)

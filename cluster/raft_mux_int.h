@@ -111,6 +111,7 @@ struct rmx_dial {
     struct pc_tls_pipe *tp; /* TLS: owns the TCP connection */
     uint64_t expect;        /* the node we mean to reach (0 = unknown: any pool node) */
     bool keepalive;         /* peer link: detect a vanished peer (TCP keepalive, user timeout) */
+    unsigned stall_ms;      /* raft: fail once data stays unacknowledged this long (raft_mux.h) */
     char address[RAFT_MUX_ADDR_MAX + 1];
     uv_connect_t connect;
     uv_write_t write;
@@ -176,7 +177,7 @@ struct raft_mux {
     uv_loop_t *loop;
     uint64_t node_id;
     char address[RAFT_MUX_ADDR_MAX + 1];
-    unsigned connect_timeout_ms, preamble_timeout_ms, max_pending;
+    unsigned connect_timeout_ms, preamble_timeout_ms, max_pending, raft_stall_ms;
     uv_tcp_t listener;
     uv_timer_t sweep; /* enforces preamble and connect deadlines while any are pending */
     bool closing;

@@ -86,6 +86,7 @@ static int tpConnect(struct raft_uv_transport *t, struct raft_uv_connect *req, r
         return RAFT_CANCELED;
     struct raft_dial *rd = pc_calloc(1, sizeof *rd);
     rd->d.expect = id; /* TLS: the acceptor's certificate must name the node raft wants */
+    rd->d.stall_ms = g->m->raft_stall_ms; /* see raft_mux.h */
     rd->g = g;
     rd->req = req;
     rd->cb = cb;

@@ -5,7 +5,7 @@
  *   pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...
  *   pchat-chaos dump OUT NODE HOST:PORT ROOM...
  *   pchat-chaos store-dump OUT NODE DATA_DIR
- *   pchat-chaos report DIR T0_MS
+ *   pchat-chaos report DIR T0_MS [STOP_MS]
  *
  * load: one poster (tests/lib/tl_load.c) in ROOM, signed in as USER, up to WINDOW posts in
  * flight and at most RATE posts a second (0: as fast as answers come), connected to the first HOST:PORT and moving on to the next one whenever its
@@ -29,7 +29,9 @@
  *
  * report: reads DIR/acks, DIR/clients and the JSON lines in DIR/compl (the exec compliance adapter's
  * output of every node) and prints the unavailability window per room (the longest time
- * between two acknowledgements in the room, over all its posters) and the compliance
+ * between two acknowledgements in the room, over all its posters, before STOP_MS: once the
+ * posters were told to stop, a late answer to a post stuck in a client's TCP retransmission
+ * backoff is no measure of the room's availability) and the compliance
  * check: every acknowledged post is a CHAT event (after de-duplication by event id), each
  * file's CHAT events of a room in increasing seq. Exit 1 if an event is missing or out of
  * order. Also writes DIR/report.vars (shell assignments) for the run script's summary. */
@@ -643,11 +645,12 @@ static int cmp_room(const void *a, const void *b)
 static int cmd_report(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: pchat-chaos report DIR T0_MS\n");
+        fprintf(stderr, "usage: pchat-chaos report DIR T0_MS [STOP_MS]\n");
         return 2;
     }
     const char *dir = argv[1];
     int64_t t0 = strtoll(argv[2], NULL, 10);
+    int64_t stop = argc > 3 ? strtoll(argv[3], NULL, 10) : INT64_MAX;
     char vars_path[600];
     snprintf(vars_path, sizeof vars_path, "%s/report.vars", dir);
     FILE *vars = fopen(vars_path, "w");
@@ -664,6 +667,8 @@ static int cmd_report(int argc, char **argv)
     fprintf(vars, "avail_rooms='");
     HASH_ITER(hh, rooms, r, rtmp) {
         qsort(r->t, r->n, sizeof *r->t, cmp_i64);
+        while (r->n > 0 && r->t[r->n - 1] >= stop)
+            r->n--;
         int64_t gap = 0, at = 0;
         for (size_t i = 1; i < r->n; i++)
             if (r->t[i] - r->t[i - 1] > gap) {
@@ -721,7 +726,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: pchat-chaos load DIR NAME USER ROOM WINDOW RATE HOST:PORT...\n"
                     "       pchat-chaos dump OUT NODE HOST:PORT ROOM...\n"
                     "       pchat-chaos store-dump OUT NODE DATA_DIR\n"
-                    "       pchat-chaos report DIR T0_MS\n"
+                    "       pchat-chaos report DIR T0_MS [STOP_MS]\n"
                     "(see tests/chaos/chaos.c; run by tests/chaos/run)\n");
     return 2;
 }

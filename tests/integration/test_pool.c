@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <ftw.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "common/pc_time.h"
@@ -427,12 +428,59 @@ static void addNode_thenRemoveOne_keepsServing(void **state)
     pool_down(&r);
 }
 
+/* A leadership transfer stops the shard's rooms until the target has taken over or raft
+ * gave up after an election timeout, so no handover may go to a node that cannot take over
+ * at once. Node `v` (not Lobby's owner) is stopped with SIGSTOP: its links still look up,
+ * but it is silent; asked to hand Lobby's shard to it, the owner refuses at once and the
+ * room goes on posting without a pause. Once v runs again and has caught up, the move
+ * works. (Before: "transfer started", and Lobby stopped for the election timeout.) */
+static void transferToStoppedNode_isRefused_roomKeepsPosting(void **state)
+{
+    (void)state;
+    static struct pool_run r;
+    memset(&r, 0, sizeof r);
+    pool_up(&r, tl_port_base() + 40);
+    posters_up(&r);
+    tl_posters_run(r.p, POSTERS, 1000, true);
+    int owner = wait_owner(&r.nodes[0], "Lobby", 5000), v = owner % NODES + 1;
+    char out[8192], args[128];
+    assert_int_equal(tl_pchatctl(&r.nodes[0], out, sizeof out, "--json room get Lobby"), 0);
+    int shard = (int)json_int_at(out, "room", "shard", -1);
+    assert_true(shard >= 0);
+
+    assert_int_equal(kill(r.nodes[v - 1].pid, SIGSTOP), 0);
+    tl_posters_run(r.p, POSTERS, 1500, true); /* silent for longer than POOL_SILENT_MS */
+    snprintf(args, sizeof args, "shard transfer %d --node %d", shard + 1, v);
+    int rc = tl_pchatctl(&r.nodes[owner - 1], out, sizeof out, args);
+    fprintf(stderr, "  shard transfer to the stopped node %d: %s", v, out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "cannot take shard group"));
+    assert_non_null(strstr(out, "not reachable"));
+    /* Lobby keeps posting: every poster of a running node had an acknowledgement within
+     * the last 800 ms, all along (a transfer would stop them for the election timeout, 1 s). */
+    for (int round = 0; round < 6; round++) {
+        tl_posters_run(r.p, POSTERS, 250, true);
+        for (int i = 0; i < POSTERS; i++) {
+            struct tl_poster_stats st;
+            tl_poster_stats(r.p[i], &st);
+            assert_true(i / PER_NODE == v - 1 || pc_mono_ms() - st.last_ack_ms < 800);
+        }
+    }
+    assert_int_equal(kill(r.nodes[v - 1].pid, SIGCONT), 0);
+    move_lobby(r.nodes, v, spin_posters, &r);
+    fprintf(stderr, "  node %d running again: Lobby moved to it\n", v);
+    tl_posters_run(r.p, POSTERS, 1000, true);
+    check_all(&r);
+    pool_down(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anyNode_servesAnyRoom_withOneOrder),
         cmocka_unit_test(killOwner_thenMetaLeader_losesNothing),
         cmocka_unit_test(addNode_thenRemoveOne_keepsServing),
+        cmocka_unit_test(transferToStoppedNode_isRefused_roomKeepsPosting),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

@@ -430,6 +430,43 @@ static void complCursor_deletesWhatEveryAdapterTook(void **state)
     apply_rejected(fx, &op, PC_ENOTFOUND, "no compliance adapter");
 }
 
+static void put_events(struct fixture *fx, uint32_t group, uint64_t from, uint64_t to)
+{
+    store_batch_clear(fx->b);
+    for (uint64_t i = from; i <= to; i++)
+        for (uint32_t k = 0; k < 2; k++) {
+            uint8_t key[STORE_COMPL_KEY_LEN];
+            store_key_compl(key, group, i, k);
+            store_batch_put(fx->b, STORE_CF_COMPL, key, sizeof key, "e", 1);
+        }
+    assert_int_equal(store_write(fx->st, fx->b, false), 0);
+}
+
+/* A replica whose shard group lags its metadata group applies the shard's entries after
+ * the cursor that covers them: their events are written after the apply that deleted
+ * what the adapters took. The sweep deletes them, and only them. */
+static void complSweep_deletesEventsWrittenBelowTheCursorLater(void **state)
+{
+    struct fixture *fx = *state;
+    seed(fx);
+    put_events(fx, 2, 10, 11);
+    assert_int_equal(meta_compl_sweep(&fx->m, fx->st), 0); /* no adapter: nothing is taken */
+    struct meta_op op;
+    op_cursor(&op, "xml", 2, 13, 1); /* xml took up to 13/1 of group 2 */
+    apply_ok(fx, &op);
+    assert_int_equal(compl_count(fx, 2), 0);
+    /* The lagging shard replica now applies entries 12..15 (two events each), and group 3
+     * has events but no cursor. */
+    put_events(fx, 2, 12, 15);
+    put_events(fx, 3, 1, 2);
+    assert_int_equal(compl_count(fx, 2), 8);
+    assert_int_equal(meta_compl_sweep(&fx->m, fx->st), 1);
+    assert_int_equal(compl_count(fx, 2), 4); /* 14/0 .. 15/1: not taken yet */
+    assert_int_equal(compl_count(fx, 3), 4);
+    assert_int_equal(meta_compl_sweep(&fx->m, fx->st), 0); /* nothing left: no write */
+    assert_int_equal(compl_count(fx, 2), 4);
+}
+
 static void apply_createsCategoryAndRoomWithNumbers(void **state)
 {
     struct fixture *fx = *state;
@@ -1020,6 +1057,7 @@ int main(void)
         T(init_setsDomainAndShardsOnce),
         T(nodes_changeOnlyFromTheCurrentMembership),
         T(complCursor_deletesWhatEveryAdapterTook),
+        T(complSweep_deletesEventsWrittenBelowTheCursorLater),
         T(apply_createsCategoryAndRoomWithNumbers),
         T(apply_updateKeepsIdentityAndOrigin),
         T(apply_rejectsDuplicatesAndUnknownNames),

@@ -464,7 +464,9 @@ static void allPairsInOrderAndIntact(void **state)
         for (int i = 0; i < N_NODES; i++)
             for (int j = 0; j < N_NODES; j++)
                 if (i != j) {
-                    assert_int_equal(sendMsg(i, w.nodes[j].id, (uint8_t)k, seed++, sizes[k]), 0);
+                    assert_int_equal(sendMsg(i, w.nodes[j].id, (uint8_t)(k + 1), seed++,
+                                             sizes[k]),
+                                     0);
                     assert_int_equal(sendMsg(i, w.nodes[j].id, 200, seed++, 10), 0);
                 }
     deliverAndCheck(5000);
@@ -580,6 +582,51 @@ static void queueBoundGivesBusy(void **state)
     assert_int_equal(sendMsg(2, w.nodes[0].id, 3, 999, MIB), 0);
     deliverAndCheck(5000);
     pc_free(big);
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static bool phantomHeard(void *arg)
+{
+    return peer_silence_ms(((struct tnode *)arg)->pl, PHANTOM_ID) < 100;
+}
+
+/* Idle links carry keepalives, so a live peer is never silent for long, while a connection
+ * that is up but carries nothing (a raw one posing as the phantom) goes silent. Keepalives
+ * are neither delivered nor counted as messages, and nobody else may send type 0. */
+static void keepalivesTellLiveFromSilent(void **state)
+{
+    (void)state;
+    struct tnode *n0 = &w.nodes[0];
+    deliverAndCheck(5000);
+    struct peer_stats before, after;
+    peer_link_stats(n0->pl, 2, &before);
+    assert_false(runUntil(never, NULL, 1200)); /* idle: only keepalives flow */
+    for (int i = 0; i < N_NODES; i++)
+        for (int j = 0; j < N_NODES; j++)
+            if (i != j)
+                assert_true(peer_silence_ms(w.nodes[i].pl, w.nodes[j].id) < 600);
+    peer_link_stats(n0->pl, 2, &after);
+    assert_true(after.received == before.received && after.sent == before.sent);
+    assert_int_equal(peer_send(n0->pl, 2, 0, "x", 1), PC_EINVAL);
+
+    uint8_t buf[128];
+    struct raw r;
+    rawConnect(&r, n0->port);
+    size_t p = peerPreamble(buf, PHANTOM_ID, "127.0.0.1:1");
+    pc_be32_write(buf + p, 1);
+    buf[p + 4] = 0; /* a keepalive */
+    rawWrite(&r, 0, buf, p + 5);
+    assert_true(runUntil(phantomHeard, n0, 2000));
+    assert_false(runUntil(never, NULL, 700));
+    assert_true(peer_silence_ms(n0->pl, PHANTOM_ID) >= 600);
+    assert_false(r.eof); /* still connected: silent, not gone */
+    rawClose(&r);
+    deliverAndCheck(1000);
 }
 
 /* Node 3's link to node 1 went down and is up again. */
@@ -732,6 +779,7 @@ int main(void)
         cmocka_unit_test(burstOf100kSmallMessages),
         cmocka_unit_test(sharedBodies),
         cmocka_unit_test(queueBoundGivesBusy),
+        cmocka_unit_test(keepalivesTellLiveFromSilent),
         cmocka_unit_test(fragmentationAndBadFrames),
         cmocka_unit_test(nodeRestart),
         cmocka_unit_test(shutdownIsClean),
