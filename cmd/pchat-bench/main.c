@@ -44,7 +44,7 @@ static const char usage[] =
     "  --label NAME         scenario name in the report (default bench)\n"
     "  --json FILE          also write the results as JSON (- = stdout)\n"
     "  --procs N            split the sessions over N processes (default 1): one process\n"
-    "                       parses about 40,000 deliveries/s; they start posting together\n"
+    "                       reads well over 100,000 deliveries/s; they start posting together\n"
     "Raise `ulimit -n` above U for many sessions (pchat-bench tries to itself).\n";
 
 static int parse_servers(struct bench_config *cfg, const char *arg, char *host, size_t cap)
