@@ -25,7 +25,7 @@ rm -f build-fuzz.log
 echo "replaying the seeds and regressions:"
 tests/fuzz/run --replay
 rc1=$?
-echo "fuzzing each target for ${PCHAT_FUZZ_SECONDS:-8} s:"
-tests/fuzz/run "${PCHAT_FUZZ_SECONDS:-8}"
+echo "fuzzing each target for ${PCHAT_FUZZ_SECONDS:-5} s:"
+tests/fuzz/run "${PCHAT_FUZZ_SECONDS:-5}"
 rc2=$?
 [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
