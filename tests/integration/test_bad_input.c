@@ -324,13 +324,8 @@ static void userInput_neverReachesTheLogRaw(void **state)
     tl_raw_read(fd, buf, sizeof buf, 1000, &closed);
     close(fd);
     /* HTTP: the admin API's op (logged with the caller), and a path. */
-    char token[600] = "", path[400], req[2048], answer[256];
-    snprintf(path, sizeof path, "%s/data/admin.token", node.dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(token, sizeof token, f));
-    fclose(f);
-    token[strcspn(token, "\r\n")] = '\0';
+    char token[600], req[2048], answer[256];
+    tl_admin_token(&node, token, sizeof token);
     const char *json = "{\"op\":\"evil\\r\\n" FORGED " admin\\u001b[31m\"}";
     snprintf(req, sizeof req, "POST /api/admin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
              "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", token, strlen(json), json);

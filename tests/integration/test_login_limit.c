@@ -123,13 +123,8 @@ static int setup(void **state)
     tl_node_init(&node, tl_port_base() + 9,
                  "[auth]\nmode = digest\n[web]\nlogin_rate = 2\nlogin_burst = 3\n");
     tl_node_start(&node);
-    char path[400], token[600] = "";
-    snprintf(path, sizeof path, "%s/data/admin.token", node.dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(token, sizeof token, f));
-    fclose(f);
-    token[strcspn(token, "\r\n")] = '\0';
+    char token[600];
+    tl_admin_token(&node, token, sizeof token);
     snprintf(admin, sizeof admin, "Bearer %s", token);
     assert_int_equal(http("POST", "/api/admin", admin,
                           "{\"op\":\"user.passwd\",\"user\":\"alice@example.test\","

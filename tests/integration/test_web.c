@@ -212,14 +212,8 @@ static int setup_node(void **state)
     tl_node_init(&node, tl_port_base() + 45,
                  "[auth]\nmode = digest\n[web]\nmax_file_size = 2M\n");
     tl_node_start(&node);
-    char path[400];
-    snprintf(path, sizeof path, "%s/data/admin.token", node.dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char token[600] = "";
-    assert_non_null(fgets(token, sizeof token, f));
-    fclose(f);
-    token[strcspn(token, "\r\n")] = '\0';
+    char token[600];
+    tl_admin_token(&node, token, sizeof token);
     snprintf(admin, sizeof admin, "Bearer %s", token);
     admin_op("{\"op\":\"category.new\",\"name\":\"NoFiles\",\"allowed\":\"*@example.test\","
              "\"creators\":\"*@example.test\",\"file_upload\":false}");

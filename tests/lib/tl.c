@@ -661,6 +661,18 @@ static size_t metric_write(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+void tl_admin_token(const struct tl_node *n, char *out, size_t cap)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/data/admin.token", n->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    out[0] = '\0';
+    assert_non_null(fgets(out, (int)cap, f));
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
 long long tl_metric(const struct tl_node *n, const char *name)
 {
     CURL *c = curl_easy_init();

@@ -62,6 +62,8 @@ bool tl_node_log_contains(const struct tl_node *n, const char *s);
 /* The value of a metric in the node's /metrics, name with its labels as printed
  * ("pchat_http_timeouts_total{kind=\"idle\"}"); -1 when absent or unreachable. */
 long long tl_metric(const struct tl_node *n, const char *name);
+/* The node's local administrator token (data/admin.token), without its newline. */
+void tl_admin_token(const struct tl_node *n, char *out, size_t cap);
 /* Runs `pchatctl -S admin.sock args…` and returns its exit status; output into out. */
 int tl_pchatctl(const struct tl_node *n, char *out, size_t cap, const char *args);
 
