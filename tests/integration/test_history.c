@@ -312,6 +312,34 @@ static void nodeDownDuringChanges_catchesUpFromSnapshot(void **state)
 /* Retention by count under continuous posting: the category keeps 30, the room overrides
  * it with 10, and once posting stops every node shows exactly the newest 10, ids
  * contiguous; the room set back to "inherit" keeps the category's 30 from then on. */
+/* Waits (up to 15 s) until every node's replica of the room list shows Lobby's
+ * retention_messages as want. Retention acts on the owner's replica of the settings, which
+ * learns of a change up to a heartbeat after the admin's answer: posting before then could
+ * see the old limit applied to the new messages. */
+static void wait_retention_everywhere(struct pool *p, const char *want)
+{
+    for (int k = 0; k < NODES; k++) {
+        uint64_t deadline = pc_mono_ms() + 15000;
+        char out[16384], got[64] = "";
+        for (;;) {
+            assert_int_equal(tl_pchatctl(&p->nodes[k], out, sizeof out, "--json room get Lobby"), 0);
+            json_t *j = json_loads(out, 0, NULL);
+            json_t *v = json_object_get(json_object_get(j, "room"), "retention_messages");
+            if (json_is_string(v))
+                snprintf(got, sizeof got, "%s", json_string_value(v));
+            else if (json_is_integer(v))
+                snprintf(got, sizeof got, "%lld", (long long)json_integer_value(v));
+            json_decref(j);
+            if (strcmp(got, want) == 0 || pc_mono_ms() > deadline)
+                break;
+            tl_spin(50);
+        }
+        if (strcmp(got, want) != 0)
+            fprintf(stderr, "node %d: Lobby's retention_messages is %s, want %s\n", k + 1, got, want);
+        assert_string_equal(got, want);
+    }
+}
+
 static void retention_keepsNewest_whilePosting(void **state)
 {
     (void)state;
@@ -332,12 +360,14 @@ static void retention_keepsNewest_whilePosting(void **state)
     assert_int_equal(tl_pchatctl(&p.nodes[1], out, sizeof out,
                                  "room set Lobby --retention_messages many"), 1);
     assert_non_null(strstr(out, "inherit"));
+    wait_retention_everywhere(&p, "10");
     for (int i = 1; i <= 60; i++)
         post(a, p.lobby, "m%d", i);
     wait_history(&p, 0, "51:m51|", "|60:m60|"); /* a few retention passes */
     expect_everywhere(&p, "51:m51|52:m52|53:m53|54:m54|55:m55|56:m56|57:m57|58:m58|59:m59|60:m60|");
     assert_int_equal(tl_pchatctl(&p.nodes[2], out, sizeof out,
                                  "room set Lobby --retention_messages inherit"), 0);
+    wait_retention_everywhere(&p, "inherit");
     for (int i = 61; i <= 100; i++)
         post(a, p.lobby, "m%d", i);
     wait_history(&p, 2, "71:m71|72:m72|", "|100:m100|");

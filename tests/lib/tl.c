@@ -136,10 +136,79 @@ static bool port_open(int port)
     return ok;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Every node this process started and has not yet reaped. A cmocka assertion leaves its
+ * test at once, before the test stops its nodes; without this the next test of the same
+ * program would find their ports taken and fail too. */
+static struct spawned {
+    pid_t pid;
+    int sip_port;
+    char dir[sizeof ((struct tl_node *)0)->dir];
+} spawned[64];
+
+static void spawned_forget(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof spawned[0]; i++)
+        if (spawned[i].pid == pid)
+            spawned[i].pid = 0;
+}
+
+static void spawned_remember(const struct tl_node *n)
+{
+    spawned_forget(n->pid); /* a reused pid */
+    for (size_t i = 0; i < sizeof spawned / sizeof spawned[0]; i++)
+        if (spawned[i].pid == 0) {
+            spawned[i].pid = n->pid;
+            spawned[i].sip_port = n->sip_port;
+            snprintf(spawned[i].dir, sizeof spawned[i].dir, "%s", n->dir);
+            return;
+        }
+}
+
+static bool ports_overlap(int a, int b)
+{
+    int pa[] = {a, a + TL_CLUSTER_PORT_OFFSET, a + TL_WEB_PORT_OFFSET};
+    int pb[] = {b, b + TL_CLUSTER_PORT_OFFSET, b + TL_WEB_PORT_OFFSET};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (pa[i] == pb[j])
+                return true;
+    return false;
+}
+
+/* Kills the nodes an earlier, failed test of this process left holding n's ports. Only
+ * children still alive are touched (waitpid says so), never a process of someone else. */
+static void kill_left_behind(const struct tl_node *n)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof spawned[0]; i++) {
+        struct spawned *s = &spawned[i];
+        if (s->pid == 0 || !ports_overlap(s->sip_port, n->sip_port))
+            continue;
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == 0) {
+            fprintf(stderr, "tl: stopping pchatd %d (port %d), left running by a failed test\n",
+                    (int)s->pid, s->sip_port);
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &status, 0);
+            if (getenv("PCHAT_TEST_KEEP") == NULL)
+                nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+        s->pid = 0;
+    }
+}
+
 void tl_node_spawn(struct tl_node *n)
 {
     char bin[512];
     snprintf(bin, sizeof bin, "%s/bin/pchatd", build_dir());
+    kill_left_behind(n);
     if (port_open(n->sip_port))
         fail_msg("port %d is already taken (a stray pchatd from an earlier run?): "
                  "stop it or set PCHAT_TEST_PORT_BASE", n->sip_port);
@@ -159,6 +228,7 @@ void tl_node_spawn(struct tl_node *n)
         _exit(127);
     }
     n->pid = pid;
+    spawned_remember(n);
     n->log_mark = 0;
     struct stat st;
     if (stat(n->log_path, &st) == 0)
@@ -235,6 +305,7 @@ void tl_node_stop(struct tl_node *n)
         return;
     kill(n->pid, SIGTERM);
     int status = wait_exit(n->pid, 20000);
+    spawned_forget(n->pid);
     n->pid = 0;
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         tl_node_dump_log(n);
@@ -249,15 +320,8 @@ void tl_node_kill(struct tl_node *n)
     kill(n->pid, SIGKILL);
     int status;
     waitpid(n->pid, &status, 0);
+    spawned_forget(n->pid);
     n->pid = 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 void tl_node_cleanup(struct tl_node *n)
