@@ -12,6 +12,7 @@
 #include "chat/chat_passwd.h"
 #include "common/pc_alloc.h"
 #include "common/pc_err.h"
+#include "common/pc_loop_watch.h"
 #include "common/pc_log.h"
 #include "common/pc_rand.h"
 #include "common/pc_str.h"
@@ -631,6 +632,23 @@ static json_t *memory_json(const struct cluster_stats *ks)
                      (json_int_t)sm->table_readers);
 }
 
+/* The event loop's pass times (pc_loop_watch.h): passes over each bound, cumulative. */
+static json_t *loop_json(void)
+{
+    struct pc_loop_stats ls;
+    pc_loop_watch_stats(&ls);
+    json_t *over = json_object();
+    for (int k = 0; k < PC_LOOP_WATCH_BUCKETS; k++) {
+        char name[24];
+        snprintf(name, sizeof name, "%ums", pc_loop_watch_bounds_ms[k]);
+        json_object_set_new(over, name,
+                            json_integer((json_int_t)pc_loop_passes_over(&ls, pc_loop_watch_bounds_ms[k])));
+    }
+    return json_pack("{s:I, s:f, s:f, s:o}", "passes", (json_int_t)ls.passes, "busy_s",
+                     (double)ls.busy_us / 1e6, "longest_ms", (double)ls.longest_us / 1e3,
+                     "passes_over", over);
+}
+
 static json_t *stats_json(struct chat_service *svc)
 {
     struct chat_stats cs;
@@ -655,6 +673,7 @@ static json_t *stats_json(struct chat_service *svc)
                      (json_int_t)ks.pending_posts, "rooms",
                      (json_int_t)meta_room_count(cluster_meta(svc->cl)));
     json_object_set_new(json_object_get(j, "stats"), "memory", memory_json(&ks));
+    json_object_set_new(json_object_get(j, "stats"), "loop", loop_json());
     return j;
 }
 

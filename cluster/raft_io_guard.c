@@ -2,6 +2,7 @@
 #include "cluster/raft_io_guard.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "common/pc_log.h"
 
@@ -11,6 +12,8 @@ struct take {
     struct raft_io_snapshot_put *raft_req;
     raft_io_snapshot_put_cb raft_cb;
     struct raft_io_guard *guard;
+    uv_timer_t delay;                /* PCHAT_FAULT_SNAPSHOT_WRITE_MS */
+    int status;
 };
 
 static struct raft_io_guard *guard_of(struct raft_io *io)
@@ -64,13 +67,22 @@ static int start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_
     return guard->uv_start(io, msecs, tick, recv_cb);
 }
 
-static void take_done(struct raft_io_snapshot_put *put, int status)
+static void take_freed(uv_handle_t *h)
 {
-    struct take *t = put->data;
+    raft_free(h->data);
+}
+
+/* Tells raft its snapshot is written, and hands over an install held meanwhile. */
+static void take_finish(struct take *t)
+{
     struct raft_io_guard *guard = t->guard;
     guard->taking = false;
-    t->raft_cb(t->raft_req, status);
-    raft_free(t);
+    guard->delayed = NULL;
+    t->raft_cb(t->raft_req, t->status);
+    if (guard->fault_delay_ms != 0)
+        uv_close((uv_handle_t *)&t->delay, take_freed);
+    else
+        raft_free(t);
     if (!guard->holding || guard->closing)
         return;
     /* Not from here: raft_uv is still inside its own completion. */
@@ -84,6 +96,23 @@ static void take_done(struct raft_io_snapshot_put *put, int status)
         guard->release->data = guard;
     }
     uv_timer_start(guard->release, release_cb, 0, 0);
+}
+
+static void delay_cb(uv_timer_t *timer)
+{
+    take_finish(timer->data);
+}
+
+static void take_done(struct raft_io_snapshot_put *put, int status)
+{
+    struct take *t = put->data;
+    t->status = status;
+    if (t->guard->fault_delay_ms == 0) {
+        take_finish(t);
+        return;
+    }
+    t->guard->delayed = t;
+    uv_timer_start(&t->delay, delay_cb, t->guard->fault_delay_ms, 0);
 }
 
 static int snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
@@ -103,6 +132,10 @@ static int snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_sn
         raft_free(t);
         return rv;
     }
+    if (guard->fault_delay_ms != 0) {
+        uv_timer_init(guard->loop, &t->delay);
+        t->delay.data = t;
+    }
     guard->taking = true;
     return 0;
 }
@@ -117,6 +150,18 @@ void raft_io_guard_init(struct raft_io_guard *guard, uv_loop_t *loop)
     guard->held_total = 0;
     guard->loop = loop;
     guard->release = NULL;
+    guard->delayed = NULL;
+    const char *fault = getenv("PCHAT_FAULT_SNAPSHOT_WRITE_MS");
+    guard->fault_delay_ms = fault != NULL ? (unsigned)strtoul(fault, NULL, 10) : 0;
+    if (guard->fault_delay_ms > 60000)
+        guard->fault_delay_ms = 60000;
+    static bool told;
+    if (guard->fault_delay_ms != 0 && !told) {
+        told = true;
+        pc_warn("cluster: PCHAT_FAULT_SNAPSHOT_WRITE_MS=%u: every snapshot this node writes "
+                "reports done that late (a test's fault injection; unset it for real use)",
+                guard->fault_delay_ms);
+    }
 }
 
 static void release_closed(uv_handle_t *h)
@@ -128,6 +173,10 @@ void raft_io_guard_close(struct raft_io_guard *guard)
 {
     guard->closing = true;
     drop_held(guard);
+    if (guard->delayed != NULL) { /* written already: raft may hear so now, before it closes */
+        uv_timer_stop(&guard->delayed->delay);
+        take_finish(guard->delayed);
+    }
     if (guard->release != NULL)
         uv_close((uv_handle_t *)guard->release, release_closed);
     guard->release = NULL;

@@ -15,7 +15,11 @@
  * Only the newest one is kept (the leader may resend). Nothing else passes through it.
  *
  * Use: embed it, call raft_io_guard_init right after raft_uv_init, give &guard.io to
- * raft_init, and close it just before raft_close. */
+ * raft_init, and close it just before raft_close.
+ *
+ * For tests only: PCHAT_FAULT_SNAPSHOT_WRITE_MS=N in the environment makes each of the
+ * node's own snapshot writes report done N ms late (a slow disk), so that a leader's
+ * snapshot surely meets one in progress. */
 #ifndef RAFT_IO_GUARD_H
 #define RAFT_IO_GUARD_H
 
@@ -23,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+
+struct take;
 
 struct raft_io_guard {
     struct raft_io io; /* raft_uv's, with start and snapshot_put wrapped */
@@ -38,6 +44,8 @@ struct raft_io_guard {
     uv_timer_t *release;           /* hands `held` over on the next loop pass; made when first
                                     * needed, so that a group failing to start has no handle */
     uint64_t held_total;           /* installs held back since start (for the log) */
+    unsigned fault_delay_ms;       /* PCHAT_FAULT_SNAPSHOT_WRITE_MS */
+    struct take *delayed;          /* an own snapshot written, its completion held that long */
 };
 
 /* Wraps guard->io, which raft_uv_init has just filled. */

@@ -7,6 +7,7 @@
 #include "cluster/cluster.h"
 #include "cluster/meta.h"
 #include "common/pc_alloc.h"
+#include "common/pc_loop_watch.h"
 #include "web/web_int.h"
 
 static void metric(struct pc_buf *b, const char *name, const char *type, const char *help,
@@ -18,6 +19,26 @@ static void metric(struct pc_buf *b, const char *name, const char *type, const c
 static void header(struct pc_buf *b, const char *name, const char *type, const char *help)
 {
     pc_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The event loop's pass times as a Prometheus histogram (pc_loop_watch.h). */
+static void loop_passes(struct pc_buf *b)
+{
+    struct pc_loop_stats ls;
+    pc_loop_watch_stats(&ls);
+    header(b, "pchat_loop_pass_seconds", "histogram",
+           "time the node's event loop spent per pass on callbacks (not waiting for I/O): every "
+           "session of the node waits through a long pass");
+    uint64_t cum = 0;
+    for (int k = 0; k < PC_LOOP_WATCH_BUCKETS; k++) {
+        cum += ls.bucket[k];
+        pc_buf_printf(b, "pchat_loop_pass_seconds_bucket{le=\"%g\"} %llu\n",
+                      pc_loop_watch_bounds_ms[k] / 1000.0, (unsigned long long)cum);
+    }
+    pc_buf_printf(b, "pchat_loop_pass_seconds_bucket{le=\"+Inf\"} %llu\n"
+                     "pchat_loop_pass_seconds_sum %.6f\npchat_loop_pass_seconds_count %llu\n",
+                  (unsigned long long)ls.passes, (double)ls.busy_us / 1e6,
+                  (unsigned long long)ls.passes);
 }
 
 static void raft_groups(struct web_service *w, struct pc_buf *b)
@@ -149,6 +170,7 @@ void web_metrics(struct web_service *w, struct http_req *r)
                   (unsigned long long)ks.store_memory.memtables,
                   (unsigned long long)ks.store_memory.block_cache,
                   (unsigned long long)ks.store_memory.table_readers);
+    loop_passes(&b);
     metric(&b, "pchat_allocated_bytes", "gauge",
            "bytes this node allocated itself and has not freed (libuv's included; RocksDB's, "
            "SQLite's and OpenSSL's are not)", pc_alloc_used());

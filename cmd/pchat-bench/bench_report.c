@@ -85,8 +85,12 @@ void bench_report_table(FILE *out, const struct bench_config *cfg, const struct 
         hist_row(out, "post->own echo (ack)", &res->ack);
         hist_row(out, "session mean, posters", &res->session_mean_posters);
         hist_row(out, "session mean, others", &res->session_mean_listeners);
-        fprintf(out, "  pchat-bench CPU        %.0f%% of one core\n",
-                s > 0 ? (double)res->bench_cpu_ns / (s * 1e9) * 100 : 0);
+        fprintf(out, "  pchat-bench CPU        %.0f%% of one core; loop passes over 10 ms: %llu, "
+                     "over 50 ms: %llu, longest %.1f ms\n",
+                s > 0 ? (double)res->bench_cpu_ns / (s * 1e9) * 100 : 0,
+                (unsigned long long)pc_loop_passes_over(&res->bench_loop, 10),
+                (unsigned long long)pc_loop_passes_over(&res->bench_loop, 50),
+                (double)res->bench_loop.longest_us / 1000);
     }
     for (size_t j = 0; j < res->n_nodes; j++) {
         const struct bench_node_result *n = &res->nodes[j];
@@ -162,6 +166,13 @@ int bench_report_json(const char *path, const struct bench_config *cfg,
         "seq_dups", (json_int_t)res->seq_dups, "latency", hist_json(&res->delivery),
         "ack_latency", hist_json(&res->ack), "bench_cpu_pct",
         s > 0 ? (double)res->bench_cpu_ns / (s * 1e9) * 100 : 0.0, "nodes", nodes);
+    if (root != NULL)
+        json_object_set_new(root, "bench_loop",
+                            json_pack("{s:I, s:I, s:I, s:f}", "passes",
+                                      (json_int_t)res->bench_loop.passes, "over_10ms",
+                                      (json_int_t)pc_loop_passes_over(&res->bench_loop, 10), "over_50ms",
+                                      (json_int_t)pc_loop_passes_over(&res->bench_loop, 50), "longest_ms",
+                                      (double)res->bench_loop.longest_us / 1000));
     if (root != NULL) {
         /* Posts made in the window × their recipients, per second: above per_s when the
          * receivers fall behind (the backlog is delivered after the window). */

@@ -93,10 +93,23 @@ struct run {
     unsigned *posters;           /* session indexes of the posting users */
     uint64_t starved;            /* closed loop: sessions waiting out a 503 */
     uint64_t bench_cpu0;
+    struct pc_loop_stats loop0;        /* the loop's passes when the window opened */
     char text_pad[8192];
 };
 
 /* ---- helpers ----------------------------------------------------------------------------- */
+
+/* The loop's passes since the window opened (the longest is over the whole run). */
+static void loop_window(struct run *r)
+{
+    struct pc_loop_stats now, *out = &r->res->bench_loop;
+    pc_loop_watch_stats(&now);
+    out->passes = now.passes - r->loop0.passes;
+    out->busy_us = now.busy_us - r->loop0.busy_us;
+    out->longest_us = now.longest_us;
+    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
+        out->bucket[k] = now.bucket[k] - r->loop0.bucket[k];
+}
 
 static uint64_t self_cpu_ns(void)
 {
@@ -600,6 +613,7 @@ static void on_tick(uv_timer_t *t)
         if (r->measure_start_ns != 0 && now >= r->measure_start_ns && r->bench_cpu0 == 0) {
             sample_nodes(r, 2);
             r->bench_cpu0 = self_cpu_ns() + 1;
+            pc_loop_watch_stats(&r->loop0);
         }
         if (!cfg->closed_loop && r->open_interval_ns > 0) {
             /* Every post whose intended time has come goes out now, stamped with that
@@ -625,6 +639,7 @@ static void on_tick(uv_timer_t *t)
         if (now >= r->post_end_ns) {
             sample_nodes(r, 3);
             r->res->bench_cpu_ns = self_cpu_ns() - (r->bench_cpu0 - 1);
+            loop_window(r);
             r->res->measured_s = secs(r->post_end_ns - r->measure_start_ns);
             r->drain_end_ns = now + (uint64_t)(cfg->drain_s * 1e9);
             set_phase(r, PH_DRAIN);
@@ -693,6 +708,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
         pc_random_hex(res->run_id, 4);
     memset(r->text_pad, 'x', sizeof r->text_pad);
     uv_loop_init(&r->loop);
+    pc_loop_watch_start(&r->loop, 0);
     res->n_nodes = cfg->n_ports;
     for (size_t j = 0; j < cfg->n_ports; j++) {
         res->nodes[j].port = cfg->ports[j];
@@ -740,6 +756,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     uv_timer_stop(&r->progress);
     uv_close((uv_handle_t *)&r->tick, NULL);
     uv_close((uv_handle_t *)&r->progress, NULL);
+    pc_loop_watch_stop();
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_walk(&r->loop, close_walk, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -793,6 +810,12 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
         dst->room_members[i] += src->room_members[i];
     }
     dst->bench_cpu_ns += src->bench_cpu_ns;
+    dst->bench_loop.passes += src->bench_loop.passes;
+    dst->bench_loop.busy_us += src->bench_loop.busy_us;
+    if (src->bench_loop.longest_us > dst->bench_loop.longest_us)
+        dst->bench_loop.longest_us = src->bench_loop.longest_us;
+    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
+        dst->bench_loop.bucket[k] += src->bench_loop.bucket[k];
     if (dst->measured_s == 0)
         dst->measured_s = src->measured_s;
     if (src->wall_s > dst->wall_s)

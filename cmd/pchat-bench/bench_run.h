@@ -3,6 +3,7 @@
 #ifndef BENCH_RUN_H
 #define BENCH_RUN_H
 
+#include "common/pc_loop_watch.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +82,9 @@ struct bench_result {
     double measured_s;                /* the posting window the rates are over */
     double wall_s;                    /* the whole run */
     uint64_t bench_cpu_ns;            /* this process, during the measured window */
+    /* This process's own event-loop passes in the measured window (pc_loop_watch.h): a
+     * long pass delays every delivery it holds, which the latencies above then include. */
+    struct pc_loop_stats bench_loop;
     size_t n_nodes;
     struct bench_node_result nodes[BENCH_MAX_NODES];
     char error[256];                  /* why the run stopped early ("" = it did not) */

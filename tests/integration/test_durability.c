@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -82,15 +83,19 @@ static void killDuringPosting_losesNoAcknowledgedPost(void **state)
 /* libraft 0.22.1 crashed (SIGSEGV at 0x48) when a leader's InstallSnapshot reached a
  * follower in the middle of writing its own snapshot: a follower paused under load comes
  * back behind, applies what it gets first, crosses its snapshot threshold, and meets the
- * leader's snapshot. Tiny snapshots (every 16 entries) make that the common case; before the
- * guard this test killed node 2 in its first pause. */
+ * leader's snapshot. Tiny snapshots (every 16 entries), each reported written 300 ms late
+ * (a slow disk: PCHAT_FAULT_SNAPSHOT_WRITE_MS), make that the common case; without them the
+ * overlap came in 6 pauses on a plain build but not under ASan. Before the guard this test
+ * killed node 2 in its first pause. */
 static void followerBackBehind_snapshotWhileInstalling_survives(void **state)
 {
     (void)state;
     enum { NODES = 3, PAIRS = 3 };
     struct tl_node n[NODES];
     tl_pool_init(n, NODES, tl_port_base() + 10, "[cluster]\nsnapshot_entries = 16\n");
+    setenv("PCHAT_FAULT_SNAPSHOT_WRITE_MS", "300", 1);
     tl_pool_start(n, NODES);
+    unsetenv("PCHAT_FAULT_SNAPSHOT_WRITE_MS");
     struct tl_client *probe = tl_client_new(n[0].sip_port, "alice@example.test");
     char lobby[256];
     assert_non_null(tl_room_uri(probe, "Lobby", lobby, sizeof lobby));

@@ -11,6 +11,7 @@
 #include "common/pc_bin.h"
 #include "common/pc_buf.h"
 #include "common/pc_err.h"
+#include "common/pc_loop_watch.h"
 #include "common/pc_str.h"
 #include "common/pc_time.h"
 
@@ -146,6 +147,55 @@ static void str_parsesNumbersStrictly(void **state)
     assert_false(pc_parse_u64("99999999999999999999999", 0, UINT64_MAX, &v));
 }
 
+static void spin_40ms(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t until = pc_mono_ms() + 40;
+    while (pc_mono_ms() < until)
+        ;
+}
+
+static void close_timer(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* A callback that blocks for 40 ms is one pass of at least 40 ms; the 300 ms the loop then
+ * waits for its next timer is waiting, in no pass. */
+static void loopWatch_countsCallbacksNotWaiting(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(pc_loop_watch_start(&loop, 0), 0);
+    uv_timer_t spin, later;
+    uv_timer_init(&loop, &spin);
+    uv_timer_init(&loop, &later);
+    uv_timer_start(&spin, spin_40ms, 0, 0);
+    uv_timer_start(&later, close_timer, 340, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&spin, NULL);
+    pc_loop_watch_stop();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    struct pc_loop_stats ls;
+    pc_loop_watch_stats(&ls);
+    assert_true(ls.passes >= 2);
+    assert_true(ls.longest_us >= 38000); /* the spin's clock has whole milliseconds */
+    assert_true(ls.longest_us < 250000);
+    assert_true(ls.busy_us < 250000);
+    uint64_t over_25ms = 0, total = 0;
+    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++) {
+        total += ls.bucket[k];
+        if (k >= 5) /* buckets above 25 ms */
+            over_25ms += ls.bucket[k];
+    }
+    assert_int_equal(pc_loop_watch_bounds_ms[4], 25);
+    assert_int_equal(total, ls.passes);
+    assert_true(over_25ms >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +206,7 @@ int main(void)
         cmocka_unit_test(time_formatsAndParsesIso),
         cmocka_unit_test(arena_allocatesAlignedZeroedMemory),
         cmocka_unit_test(str_parsesNumbersStrictly),
+        cmocka_unit_test(loopWatch_countsCallbacksNotWaiting),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
