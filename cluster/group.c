@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/raft_aio_reaper.h"
 #include "cluster/raft_io_guard.h"
 #include "cluster/raft_mux.h"
 #include "common/pc_alloc.h"
@@ -394,6 +395,7 @@ int group_start(uv_loop_t *loop, struct raft_mux *mux, const struct group_config
         pc_free(g);
         return rv;
     }
+    raft_aio_reaper_start(); /* segment closes must not stop the loop (raft_aio_reaper.h) */
     stage = "raft_uv_init";
     rv = raft_uv_init(&g->io.io, loop, g->dir, &g->transport);
     if (rv != 0) {

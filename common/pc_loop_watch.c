@@ -10,7 +10,7 @@
 const unsigned pc_loop_watch_bounds_ms[PC_LOOP_WATCH_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250};
 
 static struct {
-    bool on;
+    bool on, started;
     uv_prepare_t prepare;
     unsigned warn_ms;
     uint64_t last_ns, last_idle_ns;
@@ -38,6 +38,10 @@ static void on_prepare(uv_prepare_t *p)
     uint64_t busy_us = (elapsed > waited ? elapsed - waited : 0) / 1000;
     w.last_ns = now;
     w.last_idle_ns = idle;
+    if (!w.started) { /* the first pass holds the program's start-up, not the loop's work */
+        w.started = true;
+        return;
+    }
     record(busy_us);
     if (w.warn_ms == 0 || busy_us < w.warn_ms * 1000ULL)
         return;
@@ -64,6 +68,7 @@ int pc_loop_watch_start(uv_loop_t *loop, unsigned warn_ms)
     if (rc != 0)
         return rc;
     w.on = true;
+    w.started = false;
     w.warn_ms = warn_ms;
     w.last_ns = uv_hrtime();
     w.last_idle_ns = uv_metrics_idle_time(loop);

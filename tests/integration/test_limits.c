@@ -46,6 +46,29 @@ static long long stat_of(const char *name)
     return v;
 }
 
+/* pchatctl stats says where a node's memory is and how long its loop's passes take. */
+static void stats_showMemoryAndLoopPasses(void **state)
+{
+    (void)state;
+    char out[8192];
+    assert_int_equal(tl_pchatctl(&node, out, sizeof out, "--json stats"), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    json_t *st = json_object_get(j, "stats");
+    json_t *mem = json_object_get(st, "memory"), *loop = json_object_get(st, "loop");
+    assert_true(json_integer_value(json_object_get(mem, "rss")) > 0);
+    assert_true(json_integer_value(json_object_get(mem, "allocated")) > 0);
+    long long passes = json_integer_value(json_object_get(loop, "passes"));
+    assert_true(passes > 0);
+    assert_true(json_real_value(json_object_get(loop, "busy_s")) > 0);
+    json_t *over = json_object_get(loop, "passes_over");
+    assert_int_equal(json_object_size(over), 8);
+    long long over_1ms = json_integer_value(json_object_get(over, "1ms"));
+    long long over_250ms = json_integer_value(json_object_get(over, "250ms"));
+    assert_true(over_1ms <= passes && over_250ms <= over_1ms);
+    json_decref(j);
+}
+
 static void posting_tooFast_isRefusedThenAllowedAgain(void **state)
 {
     (void)state;
@@ -193,6 +216,7 @@ static void roomMembers_overTheLimit_areRefusedWhole(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stats_showMemoryAndLoopPasses),
         cmocka_unit_test(posting_tooFast_isRefusedThenAllowedAgain),
         cmocka_unit_test(sessions_perUser_areBounded),
         cmocka_unit_test(messagesAndStories_areBoundedAsAnnounced),

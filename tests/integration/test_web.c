@@ -386,6 +386,14 @@ static void files_uploadListDownload(void **state)
     m = strstr(a.body.p, "\npchat_allocated_bytes ");
     assert_non_null(m);
     assert_true(atoll(m + strlen("\npchat_allocated_bytes ")) > 0);
+    /* The event loop's passes: a histogram whose +Inf bucket counts them all. */
+    m = strstr(a.body.p, "\npchat_loop_pass_seconds_count ");
+    assert_non_null(m);
+    long long passes = atoll(m + strlen("\npchat_loop_pass_seconds_count "));
+    assert_true(passes > 0);
+    m = strstr(a.body.p, "\npchat_loop_pass_seconds_bucket{le=\"+Inf\"} ");
+    assert_non_null(m);
+    assert_int_equal(atoll(m + strlen("\npchat_loop_pass_seconds_bucket{le=\"+Inf\"} ")), passes);
     answer_free(&a);
     free(data);
     free(data2);
