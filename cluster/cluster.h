@@ -272,6 +272,8 @@ struct cluster_stats {
     uint64_t store_enospc;        /* RocksDB writes that failed with ENOSPC */
     uint64_t store_gated;         /* store writes held back below half the reserve */
     uint64_t uploads_abandoned;   /* unfinished uploads whose chunks this node dropped as leader */
+    uint64_t replay_skipped;      /* messages an owner did not replay to this node's sessions
+                                     after a lost link (only owners of older versions do) */
     struct store_memory store_memory; /* what RocksDB holds in memory */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);
@@ -303,6 +305,7 @@ struct cluster_peer_info {
     const char *address;
     bool up;                /* our outbound peer link to it is connected */
     uint64_t sent, received, reconnects, dropped;
+    uint64_t silence_downs; /* times the link was dropped as the node fell silent */
     size_t queued_bytes;
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);

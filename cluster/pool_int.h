@@ -29,7 +29,7 @@ enum {
     POOL_MAX_INFLIGHT = 4,        /* entries in flight per shard */
     POOL_MAX_OPS_PER_ENTRY = 2048,
     POOL_MAX_ENTRY_FILE_BYTES = 1 << 20, /* file chunk bytes per raft entry */
-    POOL_REPLAY_MAX = 10000,      /* messages replayed to a (re)subscribing node at most */
+    POOL_REPLAY_MAX = 10000,      /* messages replayed per SUBSCRIBE (the node asks again) */
     POOL_QUIET_ENTER_MS = 3000,   /* a new owner re-adds announced sessions silently */
     POOL_META_WAIT_MS = 5000,     /* longest wait for the local replica to catch up */
     POOL_RESUB_MS = 1000,         /* an unanswered SUBSCRIBE is sent again after this */
@@ -78,6 +78,8 @@ struct pool_sub {
     uint64_t sub_req;       /* a SUBSCRIBE awaiting its answer (0 = none) */
     uint64_t sub_owner, sub_term, sub_sent_ms;
     unsigned users;         /* users present, as the owner last told */
+    uint64_t catch_up;      /* the owner's last seq when it answered: a replay of more than
+                               POOL_REPLAY_MAX comes in rounds, asked until last reaches it */
 };
 
 /* ---- owning side (pool_owner.c) -------------------------------------------------------- */

@@ -543,13 +543,15 @@ void owner_subscribe(struct cluster *cl, uint64_t origin, const struct pool_subs
     }
     uint64_t last = shard_fsm_room_last(sh->fsm, sub->room_no);
     uint64_t base = sub->last_delivered;
-    if (last > POOL_REPLAY_MAX && base < last - POOL_REPLAY_MAX)
-        base = last - POOL_REPLAY_MAX; /* older ones are for history, not live delivery */
     if (base > last)
         base = last;
-    struct room_res res = {.seq = base, .n_present = HASH_COUNT(o->users)};
+    /* The node's sessions must see every message after what it delivered (DESIGN.md §3.2),
+     * however many it missed. A replay reads the store on this loop, so a long one comes in
+     * rounds: floor tells the node how far there is to go, and it asks again. */
+    uint64_t upto = last - base > POOL_REPLAY_MAX ? base + POOL_REPLAY_MAX : last;
+    struct room_res res = {.seq = base, .n_present = HASH_COUNT(o->users), .floor = last};
     owner_answer(cl, origin, sub->req_id, &res);
-    replay(cl, origin, sub->room_no, base, last);
+    replay(cl, origin, sub->room_no, base, upto);
 }
 
 /* ---- proposing ------------------------------------------------------------------------------ */

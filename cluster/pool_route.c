@@ -250,9 +250,17 @@ static void sub_answered(struct cluster *cl, uint64_t req_id, const struct room_
             return; /* not the owner (any more): the tick tries the next one */
         s->owner = s->sub_owner;
         s->term = s->sub_term;
-        /* Messages up to res->seq are not replayed (already delivered, or too old to). */
-        if (res->seq > s->last)
+        s->catch_up = res->floor;
+        /* The owner replays from res->seq on. Past s->last (an owner of an older version
+         * replayed only the newest 10,000), the sessions here miss messages: say so. */
+        if (res->seq > s->last) {
+            pc_warn("cluster: room %llu: messages %llu to %llu were not replayed to this "
+                    "node's %zu session(s) in it; they show in history only",
+                    (unsigned long long)s->room_no, (unsigned long long)s->last + 1,
+                    (unsigned long long)res->seq, s->n_members);
+            cl->stats.replay_skipped += res->seq - s->last;
             s->last = res->seq;
+        }
         return;
     }
 }
@@ -373,7 +381,10 @@ static void subs_tick(struct cluster *cl, uint64_t now)
         if (leader != cl->self && !peer_up(cl->peers, leader))
             continue;
         uint64_t term = group_term(sh->g);
-        if (s->owner == leader && s->term == term)
+        /* Caught up, or the next round of a long replay (asked once the last one had
+         * time to arrive: an early ask only replays some twice, which are dropped). */
+        bool behind = s->last < s->catch_up && now - s->sub_sent_ms >= POOL_RESUB_MS;
+        if (s->owner == leader && s->term == term && !behind)
             continue;
         if (s->sub_req != 0 && now - s->sub_sent_ms < POOL_RESUB_MS)
             continue;

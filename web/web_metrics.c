@@ -88,6 +88,12 @@ static void peers(struct web_service *w, struct pc_buf *b)
     for (size_t i = 0; i < n; i++)
         pc_buf_printf(b, "pchat_peer_messages_sent_total{node=\"%llu\"} %llu\n",
                       (unsigned long long)p[i].id, (unsigned long long)p[i].sent);
+    header(b, "pchat_peer_silence_downs_total", "counter",
+           "times the peer link to the node was dropped because the node fell silent (cut off "
+           "or stopped), before TCP would have noticed");
+    for (size_t i = 0; i < n; i++)
+        pc_buf_printf(b, "pchat_peer_silence_downs_total{node=\"%llu\"} %llu\n",
+                      (unsigned long long)p[i].id, (unsigned long long)p[i].silence_downs);
     header(b, "pchat_peer_queued_bytes", "gauge", "bytes waiting to be sent to the node");
     for (size_t i = 0; i < n; i++)
         pc_buf_printf(b, "pchat_peer_queued_bytes{node=\"%llu\"} %zu\n", (unsigned long long)p[i].id,
@@ -174,6 +180,10 @@ void web_metrics(struct web_service *w, struct http_req *r)
     metric(&b, "pchat_allocated_bytes", "gauge",
            "bytes this node allocated itself and has not freed (libuv's included; RocksDB's, "
            "SQLite's and OpenSSL's are not)", pc_alloc_used());
+    metric(&b, "pchat_replay_skipped_messages_total", "counter",
+           "messages this node's sessions missed because an owner did not replay them after "
+           "a lost link (owners of versions before 2026-11-25 replayed only the newest 10,000)",
+           ks.replay_skipped);
     metric(&b, "pchat_uploads_abandoned_total", "counter",
            "unfinished uploads whose chunks this node deleted as their shard's leader "
            "([cluster] abandoned_upload_s)", ks.uploads_abandoned);
