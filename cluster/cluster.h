@@ -273,7 +273,8 @@ struct cluster_stats {
     uint64_t store_gated;         /* store writes held back below half the reserve */
     uint64_t uploads_abandoned;   /* unfinished uploads whose chunks this node dropped as leader */
     uint64_t replay_skipped;      /* messages an owner did not replay to this node's sessions
-                                     after a lost link (only owners of older versions do) */
+                                     after a lost link (purged meanwhile, or an owner of an
+                                     older version) */
     struct store_memory store_memory; /* what RocksDB holds in memory */
 };
 void cluster_stats(const struct cluster *cl, struct cluster_stats *out);

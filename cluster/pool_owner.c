@@ -545,6 +545,11 @@ void owner_subscribe(struct cluster *cl, uint64_t origin, const struct pool_subs
     uint64_t base = sub->last_delivered;
     if (base > last)
         base = last;
+    /* Messages retention or an administrator purged are gone for everyone: start after
+     * them (a replay into a purged range would show the node a gap it asks about forever). */
+    uint64_t floor = shard_fsm_room_floor(sh->fsm, sub->room_no);
+    if (base < floor && floor <= last)
+        base = floor;
     /* The node's sessions must see every message after what it delivered (DESIGN.md §3.2),
      * however many it missed. A replay reads the store on this loop, so a long one comes in
      * rounds: floor tells the node how far there is to go, and it asks again. */

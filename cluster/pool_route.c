@@ -251,11 +251,13 @@ static void sub_answered(struct cluster *cl, uint64_t req_id, const struct room_
         s->owner = s->sub_owner;
         s->term = s->sub_term;
         s->catch_up = res->floor;
-        /* The owner replays from res->seq on. Past s->last (an owner of an older version
-         * replayed only the newest 10,000), the sessions here miss messages: say so. */
+        /* The owner replays from res->seq on. Past s->last, the sessions here miss
+         * messages (purged meanwhile, or an owner of an older version replayed only the
+         * newest 10,000): say so. */
         if (res->seq > s->last) {
             pc_warn("cluster: room %llu: messages %llu to %llu were not replayed to this "
-                    "node's %zu session(s) in it; they show in history only",
+                    "node's %zu session(s) in it (purged, or older than an old owner "
+                    "replays)",
                     (unsigned long long)s->room_no, (unsigned long long)s->last + 1,
                     (unsigned long long)res->seq, s->n_members);
             cl->stats.replay_skipped += res->seq - s->last;

@@ -176,7 +176,8 @@ void web_metrics(struct web_service *w, struct http_req *r)
            "SQLite's and OpenSSL's are not)", pc_alloc_used());
     metric(&b, "pchat_replay_skipped_messages_total", "counter",
            "messages this node's sessions missed because an owner did not replay them after "
-           "a lost link (owners of versions before 2026-11-25 replayed only the newest 10,000)",
+           "a lost link: purged meanwhile, or an owner of a version before 2026-11-25 (which "
+           "replayed only the newest 10,000)",
            ks.replay_skipped);
     metric(&b, "pchat_uploads_abandoned_total", "counter",
            "unfinished uploads whose chunks this node deleted as their shard's leader "
