@@ -38,11 +38,12 @@ static json_t *pool_status_json(struct chat_service *svc)
     size_t np = cluster_peers(svc->cl, peers, 64);
     json_t *pl = json_array();
     for (size_t i = 0; i < np && i < 64; i++)
-        json_array_append_new(pl, json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "node",
+        json_array_append_new(pl, json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
                                             (json_int_t)peers[i].id, "address", peers[i].address,
                                             "up", peers[i].up, "sent", (json_int_t)peers[i].sent,
                                             "received", (json_int_t)peers[i].received,
                                             "reconnects", (json_int_t)peers[i].reconnects,
+                                            "silence_downs", (json_int_t)peers[i].silence_downs,
                                             "dropped", (json_int_t)peers[i].dropped,
                                             "queued_bytes", (json_int_t)peers[i].queued_bytes));
     return json_pack("{s:b, s:I, s:s, s:b, s:o, s:o, s:I}", "ok", 1, "node",

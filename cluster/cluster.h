@@ -306,6 +306,7 @@ struct cluster_peer_info {
     const char *address;
     bool up;                /* our outbound peer link to it is connected */
     uint64_t sent, received, reconnects, dropped;
+    uint64_t silence_downs; /* times the link was dropped as the node fell silent */
     size_t queued_bytes;
 };
 size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, size_t max);

@@ -105,6 +105,8 @@ struct peer_link {
     size_t max_queue;
     size_t max_frame;
     unsigned reconnect_ms;
+    unsigned silence_down_ms;
+    uint64_t last_ping_ms; /* uv_now of the last keepalive tick */
     struct pl_node *nodes;
     size_t n_nodes;
     struct pl_in *ins;
@@ -496,6 +498,18 @@ int peer_send_shared(struct peer_link *pl, uint64_t node, uint8_t type, struct p
     return 0;
 }
 
+/* The peer spoke while this link was up and has been quiet for silence_down_ms since: both
+ * directions are most likely cut (a partition, a stopped process), and what we write sits
+ * in the kernel until TCP gives up. A peer never heard during this link's life (its own
+ * link to us not up yet, after a heal) is left to TCP: tearing our link down would not
+ * help it. */
+static bool silentSinceUp(const struct pl_node *n)
+{
+    const struct peer_link *pl = n->pl;
+    return pl->silence_down_ms != 0 && n->heard_ms > n->up_ms &&
+           uv_now(pl->loop) - n->heard_ms >= pl->silence_down_ms;
+}
+
 /* A connection that looks up may carry nothing (the peer is cut off or stopped: TCP only
  * gives up after the cluster port's user timeout, raft_mux_dial.c). The receiving side can tell, if every live peer
  * speaks often: an idle up link sends a keepalive every PL_PING_MS, and peer_silence_ms
@@ -504,10 +518,23 @@ int peer_send_shared(struct peer_link *pl, uint64_t node, uint8_t type, struct p
 static void pingCb(uv_timer_t *t)
 {
     struct peer_link *pl = t->data;
+    /* Timers run before the loop reads its sockets: right after this node was itself
+     * stopped or stalled, every peer looks silent though its bytes are waiting to be read.
+     * Judge silence only on a tick that came on time. */
+    uint64_t now = uv_now(pl->loop);
+    bool on_time = now - pl->last_ping_ms <= 2 * PL_PING_MS;
+    pl->last_ping_ms = now;
     for (size_t i = 0; i < pl->n_nodes && !pl->closing; i++) {
         struct pl_node *n = &pl->nodes[i];
-        if (n->state == PL_UP && n->head == NULL && n->writing == NULL)
+        if (n->state == PL_UP && on_time && silentSinceUp(n)) {
+            char why[96];
+            snprintf(why, sizeof why, "nothing heard from the peer for %llu ms",
+                     (unsigned long long)(uv_now(pl->loop) - n->heard_ms));
+            outDown(n, why);
+            n->st.silence_downs++;
+        } else if (n->state == PL_UP && n->head == NULL && n->writing == NULL) {
             appendFrame(n, PL_TYPE_PING, NULL, 0);
+        }
     }
 }
 
@@ -734,12 +761,14 @@ int peer_link_start(uv_loop_t *loop, struct raft_mux *mux, const struct peer_lin
     if (pl->max_frame > UINT32_MAX)
         pl->max_frame = UINT32_MAX; /* the length field is 32 bits */
     pl->reconnect_ms = cfg->reconnect_ms ? cfg->reconnect_ms : PL_DEFAULT_RECONNECT_MS;
+    pl->silence_down_ms = cfg->silence_down_ms;
     /* Fixed capacity: handles point into this array, so it never moves (peer_link_add). */
     pl->nodes = pc_calloc(PL_MAX_NODES, sizeof *pl->nodes);
     uv_prepare_init(loop, &pl->flush);
     pl->flush.data = pl;
     uv_timer_init(loop, &pl->ping);
     pl->ping.data = pl;
+    pl->last_ping_ms = uv_now(loop);
     uv_timer_start(&pl->ping, pingCb, PL_PING_MS, PL_PING_MS);
     for (size_t i = 0; i < cfg->n_peers; i++)
         if (cfg->peers[i].id != cfg->self_id)

@@ -49,6 +49,10 @@ struct peer_link_config {
                                once a link stayed up 1 s) */
     size_t max_frame_bytes; /* type + payload; 0 = 4 MiB; a bigger (or empty) inbound frame
                                is a protocol error: the connection is closed and logged */
+    unsigned silence_down_ms; /* a peer heard from since our link to it came up, and silent
+                                 this long since, is taken as cut off: the link goes down
+                                 (and is redialled) at once instead of after TCP's 10 s.
+                                 0 = never (TCP alone decides) */
 };
 
 struct peer_handlers {
@@ -103,6 +107,7 @@ struct peer_stats {
     uint64_t reconnects;   /* link ups after the first */
     uint64_t dropped_down; /* messages queued or in flight when the link went down */
     uint64_t bad_frames;   /* inbound connections from node closed for a protocol error */
+    uint64_t silence_downs; /* links taken down as the peer fell silent (silence_down_ms) */
     size_t queued_bytes;   /* frame bytes queued or in flight now */
 };
 

@@ -421,7 +421,9 @@ int cluster_open(uv_loop_t *loop, const struct cluster_config *cfg, const struct
     struct peer_addr *pa = pc_calloc(cl->n_nodes, sizeof *pa);
     for (size_t i = 0; i < cl->n_nodes; i++)
         pa[i] = (struct peer_addr){cl->nodes[i].id, cl->nodes[i].address};
-    struct peer_link_config pc = {.self_id = cl->self, .peers = pa, .n_peers = cl->n_nodes};
+    /* A peer silent that long is cut off, as raft would judge it (peer.h). */
+    struct peer_link_config pc = {.self_id = cl->self, .peers = pa, .n_peers = cl->n_nodes,
+                                  .silence_down_ms = mc.raft_stall_ms};
     struct peer_handlers ph = {.ctx = cl, .message = on_peer_message, .link = on_peer_link};
     rc = peer_link_start(loop, cl->mux, &pc, &ph, &cl->peers);
     pc_free(pa);
@@ -613,6 +615,7 @@ size_t cluster_peers(const struct cluster *cl, struct cluster_peer_info *out, si
                 .id = cl->nodes[i].id, .address = cl->nodes[i].address,
                 .up = peer_up(cl->peers, cl->nodes[i].id), .sent = ps.sent,
                 .received = ps.received, .reconnects = ps.reconnects,
+                .silence_downs = ps.silence_downs,
                 .dropped = ps.dropped_busy + ps.dropped_down, .queued_bytes = ps.queued_bytes};
         }
         n++;

@@ -88,6 +88,12 @@ static void peers(struct web_service *w, struct pc_buf *b)
     for (size_t i = 0; i < n; i++)
         pc_buf_printf(b, "pchat_peer_messages_sent_total{node=\"%llu\"} %llu\n",
                       (unsigned long long)p[i].id, (unsigned long long)p[i].sent);
+    header(b, "pchat_peer_silence_downs_total", "counter",
+           "times the peer link to the node was dropped because the node fell silent (cut off "
+           "or stopped), before TCP would have noticed");
+    for (size_t i = 0; i < n; i++)
+        pc_buf_printf(b, "pchat_peer_silence_downs_total{node=\"%llu\"} %llu\n",
+                      (unsigned long long)p[i].id, (unsigned long long)p[i].silence_downs);
     header(b, "pchat_peer_queued_bytes", "gauge", "bytes waiting to be sent to the node");
     for (size_t i = 0; i < n; i++)
         pc_buf_printf(b, "pchat_peer_queued_bytes{node=\"%llu\"} %zu\n", (unsigned long long)p[i].id,

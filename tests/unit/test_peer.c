@@ -61,6 +61,7 @@ static struct {
     unsigned inline_calls;         /* handlers called inside peer_send */
     bool in_send;
     uint64_t delivered;
+    unsigned silence_down_ms; /* given to nodes started from now on */
     uint8_t *scratch; /* payloads are built here */
     size_t scratch_len;
 } w;
@@ -224,7 +225,8 @@ static void startNode(struct tnode *n)
         peers[i] = (struct peer_addr){.id = w.nodes[i].id, .address = w.nodes[i].addr};
     peers[N_NODES] = (struct peer_addr){.id = PHANTOM_ID, .address = phantom};
     struct peer_link_config cfg = {.self_id = n->id, .peers = peers, .n_peers = N_NODES + 1,
-                                   .reconnect_ms = RECONNECT_MS};
+                                   .reconnect_ms = RECONNECT_MS,
+                                   .silence_down_ms = w.silence_down_ms};
     assert_int_equal(peer_link_start(&w.loop, n->mux, &cfg, handlersFor(n), &n->pl), 0);
     n->pl_closed = n->mux_closed = false;
     memset(n->up, 0, sizeof n->up);
@@ -629,6 +631,129 @@ static void keepalivesTellLiveFromSilent(void **state)
     deliverAndCheck(1000);
 }
 
+/* A listener posing as the phantom's cluster port: accepts, reads and discards. */
+struct sink {
+    uv_tcp_t listener;
+    uv_tcp_t conns[8];
+    unsigned n_conns, closed;
+    char buf[4096];
+};
+
+static void sinkAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct sink *k = h->data;
+    *buf = uv_buf_init(k->buf, sizeof k->buf);
+}
+
+static void sinkRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        uv_read_stop(s);
+}
+
+static void sinkConnection(uv_stream_t *server, int status)
+{
+    struct sink *k = server->data;
+    if (status != 0 || k->n_conns == 8)
+        return;
+    uv_tcp_t *c = &k->conns[k->n_conns];
+    uv_tcp_init(&w.loop, c);
+    c->data = k;
+    if (uv_accept(server, (uv_stream_t *)c) == 0) {
+        k->n_conns++;
+        uv_read_start((uv_stream_t *)c, sinkAlloc, sinkRead);
+    } else {
+        uv_close((uv_handle_t *)c, NULL);
+    }
+}
+
+static void sinkClosed(uv_handle_t *h)
+{
+    ((struct sink *)h->data)->closed++;
+}
+
+static bool sinkAllClosed(void *arg)
+{
+    struct sink *k = arg;
+    return k->closed == k->n_conns + 1;
+}
+
+static bool phantomUp(void *arg)
+{
+    return ((struct tnode *)arg)->up[PHANTOM_ID];
+}
+
+static bool phantomDown(void *arg)
+{
+    return !((struct tnode *)arg)->up[PHANTOM_ID];
+}
+
+/* With silence_down_ms set, a link to a peer that spoke while the link was up and then fell
+ * silent goes down by itself (and is redialled), long before TCP would give up; a peer never
+ * heard since the link came up is left alone. */
+static void silentPeer_linkGoesDownEarly(void **state)
+{
+    (void)state;
+    struct tnode *n0 = &w.nodes[0];
+    stopNode(n0);
+    w.silence_down_ms = 600;
+    startNode(n0);
+    assert_true(runUntil(allUp, NULL, 3000));
+    assert_false(runUntil(never, NULL, 600)); /* the live peers have been heard */
+
+    /* This node's own stall (the loop blocked 1.5 s, as a SIGSTOP would) is no sign that
+     * the peers went silent: their keepalives wait in the sockets. */
+    unsigned downs2 = n0->downs[2], downs3 = n0->downs[3];
+    uv_sleep(1500);
+    assert_false(runUntil(never, NULL, 1000));
+    assert_int_equal(n0->downs[2], downs2);
+    assert_int_equal(n0->downs[3], downs3);
+
+    struct sink k = {0};
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", w.base_port + 9, &sa);
+    uv_tcp_init(&w.loop, &k.listener);
+    k.listener.data = &k;
+    assert_int_equal(uv_tcp_bind(&k.listener, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&k.listener, 8, sinkConnection), 0);
+    assert_true(runUntil(phantomUp, n0, 4000)); /* node 1 dialled the sink */
+
+    /* Never heard since it came up: stays up. */
+    assert_false(runUntil(phantomDown, n0, 1200));
+    struct peer_stats st;
+    peer_link_stats(n0->pl, PHANTOM_ID, &st);
+    assert_int_equal(st.silence_downs, 0);
+
+    /* Heard once (a keepalive on a connection posing as the phantom), then silent. */
+    uint8_t buf[128];
+    struct raw r;
+    rawConnect(&r, n0->port);
+    size_t p = peerPreamble(buf, PHANTOM_ID, "127.0.0.1:1");
+    pc_be32_write(buf + p, 1);
+    buf[p + 4] = 0;
+    rawWrite(&r, 0, buf, p + 5);
+    assert_true(runUntil(phantomHeard, n0, 2000));
+    assert_true(runUntil(phantomDown, n0, 2000));
+    assert_true(peer_silence_ms(n0->pl, PHANTOM_ID) >= 600);
+    peer_link_stats(n0->pl, PHANTOM_ID, &st);
+    assert_int_equal(st.silence_downs, 1);
+    assert_true(runUntil(phantomUp, n0, 3000)); /* redialled */
+
+    rawClose(&r);
+    for (unsigned i = 0; i < k.n_conns; i++)
+        uv_close((uv_handle_t *)&k.conns[i], sinkClosed);
+    uv_close((uv_handle_t *)&k.listener, sinkClosed);
+    assert_true(runUntil(sinkAllClosed, &k, 1000));
+    stopNode(n0);
+    w.silence_down_ms = 0;
+    memset(n0->up, 0, sizeof n0->up);
+    startNode(n0);
+    assert_true(runUntil(allUp, NULL, 3000));
+    deliverAndCheck(1000);
+}
+
 /* Node 3's link to node 1 went down and is up again. */
 static bool downAndUp(void *arg)
 {
@@ -782,6 +907,7 @@ int main(void)
         cmocka_unit_test(keepalivesTellLiveFromSilent),
         cmocka_unit_test(fragmentationAndBadFrames),
         cmocka_unit_test(nodeRestart),
+        cmocka_unit_test(silentPeer_linkGoesDownEarly), /* restarts node 1: after the counts */
         cmocka_unit_test(shutdownIsClean),
     };
     return cmocka_run_group_tests(tests, setupWorld, teardownWorld);
