@@ -97,3 +97,23 @@ uint64_t pc_loop_passes_over(const struct pc_loop_stats *ls, unsigned ms)
         n += ls->bucket[k];
     return n;
 }
+
+void pc_loop_stats_since(const struct pc_loop_stats *now, const struct pc_loop_stats *then,
+                         struct pc_loop_stats *out)
+{
+    out->passes = now->passes - then->passes;
+    out->busy_us = now->busy_us - then->busy_us;
+    out->longest_us = now->longest_us;
+    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
+        out->bucket[k] = now->bucket[k] - then->bucket[k];
+}
+
+void pc_loop_stats_add(struct pc_loop_stats *dst, const struct pc_loop_stats *src)
+{
+    dst->passes += src->passes;
+    dst->busy_us += src->busy_us;
+    if (src->longest_us > dst->longest_us)
+        dst->longest_us = src->longest_us;
+    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
+        dst->bucket[k] += src->bucket[k];
+}

@@ -29,6 +29,12 @@ int pc_loop_watch_start(uv_loop_t *loop, unsigned warn_ms);
 /* Closes the watch's handles (for a clean loop shutdown). */
 void pc_loop_watch_stop(void);
 void pc_loop_watch_stats(struct pc_loop_stats *out);
+/* out = now - then (passes, busy time, buckets; the longest stays now's, which is over the
+ * whole run): the passes of a window. */
+void pc_loop_stats_since(const struct pc_loop_stats *now, const struct pc_loop_stats *then,
+                         struct pc_loop_stats *out);
+/* dst += src (the longest is the larger): the passes of several processes together. */
+void pc_loop_stats_add(struct pc_loop_stats *dst, const struct pc_loop_stats *src);
 /* Passes longer than ms, which must be one of pc_loop_watch_bounds_ms. */
 uint64_t pc_loop_passes_over(const struct pc_loop_stats *ls, unsigned ms);
 

@@ -99,18 +99,6 @@ struct run {
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-/* The loop's passes since the window opened (the longest is over the whole run). */
-static void loop_window(struct run *r)
-{
-    struct pc_loop_stats now, *out = &r->res->bench_loop;
-    pc_loop_watch_stats(&now);
-    out->passes = now.passes - r->loop0.passes;
-    out->busy_us = now.busy_us - r->loop0.busy_us;
-    out->longest_us = now.longest_us;
-    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
-        out->bucket[k] = now.bucket[k] - r->loop0.bucket[k];
-}
-
 static uint64_t self_cpu_ns(void)
 {
     uv_rusage_t ru;
@@ -639,7 +627,9 @@ static void on_tick(uv_timer_t *t)
         if (now >= r->post_end_ns) {
             sample_nodes(r, 3);
             r->res->bench_cpu_ns = self_cpu_ns() - (r->bench_cpu0 - 1);
-            loop_window(r);
+            struct pc_loop_stats now_loop;
+            pc_loop_watch_stats(&now_loop);
+            pc_loop_stats_since(&now_loop, &r->loop0, &r->res->bench_loop);
             r->res->measured_s = secs(r->post_end_ns - r->measure_start_ns);
             r->drain_end_ns = now + (uint64_t)(cfg->drain_s * 1e9);
             set_phase(r, PH_DRAIN);
@@ -810,12 +800,7 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
         dst->room_members[i] += src->room_members[i];
     }
     dst->bench_cpu_ns += src->bench_cpu_ns;
-    dst->bench_loop.passes += src->bench_loop.passes;
-    dst->bench_loop.busy_us += src->bench_loop.busy_us;
-    if (src->bench_loop.longest_us > dst->bench_loop.longest_us)
-        dst->bench_loop.longest_us = src->bench_loop.longest_us;
-    for (int k = 0; k <= PC_LOOP_WATCH_BUCKETS; k++)
-        dst->bench_loop.bucket[k] += src->bench_loop.bucket[k];
+    pc_loop_stats_add(&dst->bench_loop, &src->bench_loop);
     if (dst->measured_s == 0)
         dst->measured_s = src->measured_s;
     if (src->wall_s > dst->wall_s)

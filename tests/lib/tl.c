@@ -144,6 +144,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* Removes a node's temp dir, unless PCHAT_TEST_KEEP asks to keep it for a look. */
+static void remove_node_dir(const char *dir)
+{
+    if (dir[0] != '\0' && getenv("PCHAT_TEST_KEEP") == NULL)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Every node this process started and has not yet reaped. A cmocka assertion leaves its
  * test at once, before the test stops its nodes; without this the next test of the same
  * program would find their ports taken and fail too. */
@@ -197,8 +204,7 @@ static void kill_left_behind(const struct tl_node *n)
                     (int)s->pid, s->sip_port);
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &status, 0);
-            if (getenv("PCHAT_TEST_KEEP") == NULL)
-                nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            remove_node_dir(s->dir);
         }
         s->pid = 0;
     }
@@ -326,8 +332,7 @@ void tl_node_kill(struct tl_node *n)
 
 void tl_node_cleanup(struct tl_node *n)
 {
-    if (n->dir[0] != '\0' && getenv("PCHAT_TEST_KEEP") == NULL)
-        nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_node_dir(n->dir);
 }
 
 void tl_node_dump_log(const struct tl_node *n)
